@@ -1,0 +1,1 @@
+"""Container-side agent: `ccagent.py` is copied into each batch container and run there (see its docstring)."""
