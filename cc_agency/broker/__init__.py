@@ -1,0 +1,1 @@
+"""The broker: the REST API researchers use (a Flask app served by uwsgi)."""

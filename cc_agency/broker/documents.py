@@ -1,0 +1,21 @@
+"""How stored documents are shown by the API: string ids, masked secrets, no internal fields."""
+from cc_agency.secrets import MASK, mask_batch_secrets, replace_protected
+
+
+def experiment_json(doc):
+    out = dict(doc)
+    out['_id'] = str(doc['_id'])
+    out.pop('registrationComplete', None)
+    image = out.get('container', {}).get('settings', {}).get('image', {})
+    if image.get('auth'):
+        settings = dict(out['container']['settings'], image=dict(image, auth=replace_protected(image['auth'], MASK)))
+        out['container'] = dict(out['container'], settings=settings)
+    return out
+
+
+def batch_json(doc):
+    out = dict(doc)
+    out['_id'] = str(doc['_id'])
+    if 'inputs' in doc or 'outputs' in doc:
+        out.update(mask_batch_secrets({'inputs': doc.get('inputs'), 'outputs': doc.get('outputs')}))
+    return out

@@ -1,0 +1,57 @@
+"""Every error of the API is a JSON object `{"message": ...}` with the right status: never HTML, never a traceback."""
+import logging
+
+import pymongo.errors
+from flask import jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, status, message, headers=None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def bad_request(message):
+    return ApiError(400, message)
+
+
+def not_found(what):
+    return ApiError(404, '{} not found'.format(what))
+
+
+def _json_error(status, message, headers=None):
+    response = jsonify({'message': message})
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def register_error_handlers(app):
+    @app.errorhandler(ApiError)
+    def api_error(error):
+        return _json_error(error.status, error.message, error.headers)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error):
+        return _json_error(error.code, error.description or error.name, _allow_header(error))
+
+    @app.errorhandler(pymongo.errors.ConnectionFailure)
+    def database_unreachable(error):
+        log.warning('database unreachable: %s', type(error).__name__)
+        return _json_error(503, 'the database is unreachable, try again later', {'Retry-After': '5'})
+
+    @app.errorhandler(Exception)
+    def internal_error(error):
+        log.exception('unexpected error')
+        return _json_error(500, 'internal error')
+
+
+def _allow_header(error):
+    allow = dict(error.get_headers()).get('Allow')
+    return {'Allow': allow} if allow else None

@@ -1,0 +1,37 @@
+"""Query parameters shared by list and count endpoints: filters, skip, limit, order."""
+import pymongo
+from flask import request
+
+from cc_agency.broker.context import bool_arg, int_arg, object_id, user_scope
+from cc_agency.broker.errors import bad_request
+from cc_agency.states import ALL_STATES
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+def list_filter(allowed):
+    """The MongoDB filter from the query's `allowed` filters, limited to what the user may see."""
+    query = user_scope()
+    if 'username' in allowed and request.args.get('username'):
+        if 'username' in query and query['username'] != request.args['username']:
+            query['username'] = {'$in': []}  # a non-admin asking for someone else's work sees nothing
+        else:
+            query['username'] = request.args['username']
+    if 'state' in allowed and request.args.get('state') is not None:
+        state = request.args['state']
+        if state not in ALL_STATES:
+            raise bad_request('query parameter state: "{}" is not one of {}'.format(state, ', '.join(ALL_STATES)))
+        query['state'] = state
+    if 'node' in allowed and request.args.get('node'):
+        query['node'] = request.args['node']
+    if 'experimentId' in allowed and request.args.get('experimentId') is not None:
+        query['experimentId'] = str(object_id(request.args['experimentId'], 'experimentId'))
+    return query
+
+
+def find_page(collection, query, projection=None):
+    skip = int_arg('skip', 0, minimum=0)
+    limit = int_arg('limit', DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
+    order = pymongo.ASCENDING if bool_arg('ascending') else pymongo.DESCENDING
+    return collection.find(query, projection).sort([('registrationTime', order), ('_id', order)]).skip(skip).limit(limit)

@@ -1,0 +1,73 @@
+"""GET /batches, /batches/count, /batches/<id>, its stdout and stderr; DELETE /batches/<id> cancels it."""
+from flask import Blueprint, Response, jsonify
+
+from cc_agency import transitions
+from cc_agency.broker.context import broker, db, object_id, requires_auth, user_scope
+from cc_agency.broker.documents import batch_json
+from cc_agency.broker.errors import ApiError, not_found
+from cc_agency.broker.listing import find_page, list_filter
+from cc_agency.db import BATCHES, BATCH_OUTPUT
+from cc_agency.states import CANCELLED, TERMINAL_STATES
+
+blueprint = Blueprint('batches', __name__)
+FILTERS = ('username', 'state', 'node', 'experimentId')
+LIST_PROJECTION = {'history': 0, 'inputs': 0, 'outputs': 0}
+CANCEL_TRIES = 5
+
+
+def _find_batch(batch_id, projection=None):
+    doc = db()[BATCHES].find_one(dict(user_scope(), _id=object_id(batch_id, 'batch id')), projection)
+    if doc is None:
+        raise not_found('batch')
+    return doc
+
+
+@blueprint.get('/batches')
+@requires_auth
+def list_batches():
+    return jsonify([batch_json(doc) for doc in find_page(db()[BATCHES], list_filter(FILTERS), LIST_PROJECTION)])
+
+
+@blueprint.get('/batches/count')
+@requires_auth
+def count_batches():
+    return jsonify({'count': db()[BATCHES].count_documents(list_filter(FILTERS))})
+
+
+@blueprint.get('/batches/<batch_id>')
+@requires_auth
+def get_batch(batch_id):
+    return jsonify(batch_json(_find_batch(batch_id)))
+
+
+@blueprint.delete('/batches/<batch_id>')
+@requires_auth
+def cancel_batch(batch_id):
+    for _ in range(CANCEL_TRIES):  # the controller may move the batch between our read and our write
+        batch = _find_batch(batch_id, {'state': 1, 'node': 1, 'inputs': 1, 'outputs': 1})
+        if batch['state'] in TERMINAL_STATES:
+            raise ApiError(409, 'batch is already {}'.format(batch['state']))
+        if transitions.transition(db(), batch, CANCELLED, node=batch.get('node'), debug_info=['cancelled by user']):
+            broker().waker.wake()
+            return jsonify(batch_json(_find_batch(batch_id)))
+    raise ApiError(409, 'batch is changing state, try again')
+
+
+def _output(batch_id, stream):
+    _find_batch(batch_id, {'_id': 1})
+    doc = db()[BATCH_OUTPUT].find_one({'_id': object_id(batch_id)}, {stream: 1})
+    if doc is None:
+        raise not_found('{} of this batch (it has not run yet)'.format(stream))
+    return Response(doc.get(stream) or '', mimetype='text/plain')
+
+
+@blueprint.get('/batches/<batch_id>/stdout')
+@requires_auth
+def batch_stdout(batch_id):
+    return _output(batch_id, 'stdout')
+
+
+@blueprint.get('/batches/<batch_id>/stderr')
+@requires_auth
+def batch_stderr(batch_id):
+    return _output(batch_id, 'stderr')

@@ -1,0 +1,38 @@
+"""GET /experiments, /experiments/count, /experiments/<id>."""
+from flask import Blueprint, jsonify
+
+from cc_agency.broker.context import db, object_id, requires_auth, user_scope
+from cc_agency.broker.documents import experiment_json
+from cc_agency.broker.errors import not_found
+from cc_agency.broker.listing import find_page, list_filter
+from cc_agency.db import EXPERIMENTS
+
+blueprint = Blueprint('experiments', __name__)
+FILTERS = ('username',)
+
+
+def _visible(query):
+    return dict(query, registrationComplete=True)
+
+
+@blueprint.get('/experiments')
+@requires_auth
+def list_experiments():
+    cursor = find_page(db()[EXPERIMENTS], _visible(list_filter(FILTERS)), {'cli': 0})
+    return jsonify([experiment_json(doc) for doc in cursor])
+
+
+@blueprint.get('/experiments/count')
+@requires_auth
+def count_experiments():
+    return jsonify({'count': db()[EXPERIMENTS].count_documents(_visible(list_filter(FILTERS)))})
+
+
+@blueprint.get('/experiments/<experiment_id>')
+@requires_auth
+def get_experiment(experiment_id):
+    query = _visible(dict(user_scope(), _id=object_id(experiment_id, 'experiment id')))
+    doc = db()[EXPERIMENTS].find_one(query)
+    if doc is None:
+        raise not_found('experiment')
+    return jsonify(experiment_json(doc))

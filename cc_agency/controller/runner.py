@@ -1,0 +1,251 @@
+"""One attempt of one batch on one node: create the container, inject agent and job, start, wait, record.
+
+Each attempt runs in its own thread and is fenced by its attempt number: every state change it makes is a
+compare-and-set on {_id, state, attempts}, so a late or stale run can never decide the state of a newer attempt
+or of a cancelled batch. The thread blocks in the engine's `wait()`, so the controller learns of the exit at
+once, without polling.
+"""
+import logging
+
+import docker.errors
+from bson import ObjectId
+
+from cc_agency import transitions
+from cc_agency.controller import jobs
+from cc_agency.controller.engines import ATTEMPT_LABEL, BATCH_LABEL, EXPERIMENT_LABEL, EngineError, ImageError
+from cc_agency.db import BATCHES, BATCH_OUTPUT, EXPERIMENTS, now
+from cc_agency.secrets import VOIDED, replace_protected, strip_protected_prefix
+from cc_agency.states import PROCESSING, REGISTERED, SCHEDULED, SUCCEEDED, TERMINAL_STATES, state_after_failure
+
+log = logging.getLogger(__name__)
+
+STDERR_TAIL_CHARS = 2000
+
+
+class AttemptFailed(Exception):
+    """This attempt failed; `permanent` when another attempt cannot succeed either."""
+
+    def __init__(self, reasons, permanent=False, ccagent=None):
+        super().__init__('; '.join(reasons))
+        self.reasons = list(reasons)
+        self.permanent = permanent
+        self.ccagent = ccagent
+
+
+def container_name(batch_id, attempt):
+    return 'cc-agency-{}-{}'.format(batch_id, attempt)
+
+
+def _tail(text, chars=STDERR_TAIL_CHARS):
+    return text if len(text) <= chars else '...' + text[-chars:]
+
+
+def outcome_from_exit(result, exit_code, oom_killed, ram_mib, container_stderr):
+    """Decide an attempt's outcome from what the container left (pure). Returns the agent result on success."""
+    if oom_killed:
+        raise AttemptFailed(['the container was killed for exceeding its memory limit of {} MiB (ram)'.format(ram_mib)],
+                            permanent=True, ccagent=result)
+    if result is None:
+        reasons = ['the agent reported no result; the container exited with code {}'.format(exit_code)]
+        if container_stderr.strip():
+            reasons.append('container stderr: {}'.format(_tail(container_stderr.strip())))
+        raise AttemptFailed(reasons)
+    if result['state'] != SUCCEEDED:
+        raise AttemptFailed(result.get('debugInfo') or ['the agent reported failure'], ccagent=result)
+    return result
+
+
+def agent_summary(result):
+    """What of the agent's result goes into the batch history (no stdout/stderr: they are stored apart)."""
+    if not result:
+        return None
+    return {key: result.get(key) for key in ('state', 'command', 'process', 'inputs', 'outputs')}
+
+
+class BatchRun:
+    """A thread body: `BatchRun(controller, batch_id, node_name, attempt).run()`.
+
+    With `container_id` it adopts a container that already runs (after a controller restart) and only waits.
+    """
+
+    def __init__(self, controller, batch_id, node_name, attempt, gpu_ids=(), container_id=None):
+        self.controller = controller
+        self.db = controller.db
+        self.batch_id = batch_id
+        self.node = node_name
+        self.engine = controller.engines[node_name]
+        self.attempt = attempt
+        self.gpu_ids = tuple(gpu_ids)
+        self.container_id = container_id
+        self.batch = None
+        self.experiment = None
+
+    def run(self):
+        try:
+            self.batch = self.db[BATCHES].find_one({'_id': self.batch_id, 'attempts': self.attempt})
+            if self.batch is None:
+                return
+            self.experiment = self.db[EXPERIMENTS].find_one({'_id': _oid(self.batch['experimentId'])})
+            if self.container_id is None:
+                self._start()
+            if self.container_id is not None:
+                self._wait_and_record()
+        except Exception:
+            log.exception('batch %s on node %s: attempt %d crashed in the controller', self.batch_id, self.node,
+                          self.attempt)
+        finally:
+            self.controller.run_ended(self.batch_id, self.attempt)
+            self.controller.wake()
+
+    def abandon(self, from_state, reason):
+        """Fail this attempt without running anything (its container is gone)."""
+        self.batch = self.db[BATCHES].find_one({'_id': self.batch_id, 'attempts': self.attempt})
+        if self.batch is None or self.batch['state'] != from_state:
+            return
+        self.experiment = self.db[EXPERIMENTS].find_one({'_id': _oid(self.batch['experimentId'])})
+        self._fail(from_state, AttemptFailed([reason]))
+
+    def _as(self, state):
+        """The batch as this attempt believes it to be, for a compare-and-set from `state`."""
+        return dict(self.batch, state=state)
+
+    # --- phase 1: scheduled -> processing -------------------------------------------------------------------------
+    def _start(self):
+        if self.batch['state'] != SCHEDULED:
+            return
+        try:
+            if self.experiment is None:
+                raise AttemptFailed(['the experiment of this batch no longer exists'], permanent=True)
+            self._create_and_start()
+        except AttemptFailed as failure:
+            self._fail(SCHEDULED, failure)
+            return
+        if not transitions.transition(self.db, self._as(SCHEDULED), PROCESSING, node=self.node,
+                                      match={'attempts': self.attempt}):
+            log.info('batch %s on node %s: no longer scheduled (cancelled?), removing its container', self.batch_id,
+                     self.node)
+            self._remove_container()
+            self.container_id = None
+
+    def _create_and_start(self):
+        settings = self.experiment['container']['settings']
+        image = settings['image']
+        conf = self.controller.conf['controller']['docker']
+        node_conf = conf['nodes'][self.node]
+        try:
+            self.engine.ensure_image(image['url'], _usable_auth(image.get('auth')),
+                                     disable_pull=conf.get('core_image', {}).get('disable_pull', False))
+            self.container_id = self.engine.create_container(
+                name=container_name(self.batch_id, self.attempt),
+                image=image['url'],
+                entrypoint=jobs.ENTRYPOINT,
+                labels={BATCH_LABEL: str(self.batch_id), ATTEMPT_LABEL: str(self.attempt),
+                        EXPERIMENT_LABEL: self.batch['experimentId']},
+                ram_mib=settings['ram'],
+                environment=node_conf.get('environment'),
+                network=node_conf.get('network'),
+                gpu_ids=self.gpu_ids,
+            )
+            job = jobs.job_file(self.batch, self.experiment,
+                                validate_connectors=not self.experiment.get('disableConnectorValidation'))
+            self.engine.put_archive(self.container_id, '/', jobs.container_archive(job, self.controller.agent_source))
+            self.engine.start(self.container_id)
+        except ImageError as e:
+            raise AttemptFailed([str(e)], permanent=e.permanent)
+        except EngineError as e:
+            self._remove_container()
+            raise AttemptFailed([str(e)])
+        except docker.errors.APIError as e:
+            self._remove_container()
+            explanation = str(e.explanation or e)
+            permanent = 'executable file not found' in explanation or 'no such file' in explanation.lower()
+            reason = 'the container could not be started on node {}: {}'.format(self.node, explanation)
+            if permanent:
+                reason += ' (the image needs python3 on its PATH for the agent)'
+            raise AttemptFailed([reason], permanent=permanent)
+        log.info('batch %s: attempt %d started on node %s in container %s', self.batch_id, self.attempt, self.node,
+                 self.container_id[:12])
+
+    # --- phase 2: processing -> succeeded | failed | registered ------------------------------------------------------
+    def _wait_and_record(self):
+        self.controller.run_started(self.batch_id, self.attempt, self.node, self.container_id)
+        try:
+            exit_code = self.engine.wait(self.container_id)
+            state = self.engine.inspect(self.container_id)['State']
+            stdout = self.engine.logs(self.container_id, stdout=True, stderr=False)
+            container_stderr = self.engine.logs(self.container_id, stdout=False, stderr=True)
+        except docker.errors.NotFound:
+            self._fail(PROCESSING, AttemptFailed(
+                ['the container was removed from outside while the batch ran on node {}'.format(self.node)]))
+            return
+        except (EngineError, docker.errors.APIError) as e:
+            self._fail(PROCESSING, AttemptFailed(['lost node {} while the batch ran: {}'.format(self.node, e)]))
+            return
+        result = jobs.parse_agent_result(stdout)
+        self._store_output(result)
+        try:
+            result = outcome_from_exit(result, exit_code, bool(state.get('OOMKilled')) and exit_code != 0,
+                                       self.batch['requirements']['ramMiB'],
+                                       container_stderr.decode('utf-8', errors='replace'))
+        except AttemptFailed as failure:
+            self._fail(PROCESSING, failure)
+            return
+        if transitions.transition(self.db, self._as(PROCESSING), SUCCEEDED, node=self.node,
+                                  ccagent=agent_summary(result), match={'attempts': self.attempt}):
+            void_experiment_secrets_if_done(self.db, self.batch['experimentId'])
+        self._remove_container()
+
+    def _store_output(self, result):
+        self.db[BATCH_OUTPUT].replace_one(
+            {'_id': self.batch_id},
+            {'attempt': self.attempt, 'time': now(),
+             'stdout': (result or {}).get('stdout', ''), 'stderr': (result or {}).get('stderr', '')},
+            upsert=True)
+
+    def _fail(self, from_state, failure):
+        execution_settings = (self.experiment or {}).get('execution', {}).get('settings', {})
+        retry_allowed = self.experiment is not None and not self.experiment.get('disableRetry') and \
+            execution_settings.get('retryIfFailed', True)
+        attempts_to_fail = self.controller.conf['controller']['scheduling']['attempts_to_fail']
+        to_state = state_after_failure(self.attempt, attempts_to_fail, retry_allowed, failure.permanent)
+        debug_info = ['attempt {} on node {} failed: {}'.format(self.attempt, self.node, failure.reasons[0])]
+        debug_info.extend(failure.reasons[1:])
+        if to_state == REGISTERED:
+            debug_info.append('retrying ({} of {} attempts used)'.format(self.attempt, attempts_to_fail))
+        if transitions.transition(
+                self.db, self._as(from_state), to_state, node=None if to_state == REGISTERED else self.node,
+                debug_info=debug_info, ccagent=agent_summary(failure.ccagent), match={'attempts': self.attempt},
+                set_fields={'usedGPUs': None} if to_state == REGISTERED else None):
+            log.info('batch %s on node %s: attempt %d failed (%s) -> %s', self.batch_id, self.node, self.attempt,
+                     failure.reasons[0], to_state)
+            if to_state in TERMINAL_STATES:
+                void_experiment_secrets_if_done(self.db, self.batch['experimentId'])
+        self._remove_container()
+
+    def _remove_container(self):
+        if self.container_id is None:
+            return
+        try:
+            self.engine.remove(self.container_id)
+        except (EngineError, docker.errors.APIError) as e:
+            log.warning('batch %s: container %s on node %s not removed now (%s); it is removed when the node is '
+                        'reconciled', self.batch_id, self.container_id[:12], self.node, e)
+
+
+def _oid(value):
+    return value if isinstance(value, ObjectId) else ObjectId(value)
+
+
+def _usable_auth(auth):
+    return strip_protected_prefix(auth) if auth else None
+
+
+def void_experiment_secrets_if_done(db, experiment_id):
+    """Once every batch of an experiment has ended, overwrite the image registry credentials."""
+    if db[BATCHES].count_documents({'experimentId': experiment_id, 'state': {'$nin': list(TERMINAL_STATES)}}, limit=1):
+        return
+    experiment = db[EXPERIMENTS].find_one({'_id': _oid(experiment_id)}, {'container.settings.image.auth': 1})
+    auth = (experiment or {}).get('container', {}).get('settings', {}).get('image', {}).get('auth')
+    if auth:
+        db[EXPERIMENTS].update_one({'_id': _oid(experiment_id)},
+                                   {'$set': {'container.settings.image.auth': replace_protected(auth, VOIDED)}})

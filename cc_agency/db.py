@@ -1,0 +1,69 @@
+"""MongoDB access shared by broker, controller and CLI: one client per process, collections, indexes.
+
+Collections:
+  experiments   one document per POST /red (the RED without batches and without the client's login)
+  batches       one document per batch: state, node, attempts, history, inputs/outputs (secrets voided at the end)
+  batch_output  the command's stdout/stderr of a batch's last attempt, kept apart to keep `batches` small
+  nodes         the engines the controller knows: state, RAM, CPUs, GPUs, history
+  users, tokens, login_failures   authentication (broker)
+"""
+import time
+
+import pymongo
+
+EXPERIMENTS = 'experiments'
+BATCHES = 'batches'
+BATCH_OUTPUT = 'batch_output'
+NODES = 'nodes'
+USERS = 'users'
+TOKENS = 'tokens'
+LOGIN_FAILURES = 'login_failures'
+ALL_COLLECTIONS = (EXPERIMENTS, BATCHES, BATCH_OUTPUT, NODES, USERS, TOKENS, LOGIN_FAILURES)
+
+HISTORY_LIMIT = 100  # entries kept per batch and node; older ones are dropped
+
+
+def mongo_client(conf, server_selection_timeout_ms=3000):
+    """A pymongo client for `conf['mongo']`; it connects lazily, so creating it never blocks."""
+    mongo = conf['mongo']
+    options = dict(
+        host=mongo.get('host', 'localhost'),
+        port=mongo.get('port', 27017),
+        serverSelectionTimeoutMS=server_selection_timeout_ms,
+        connectTimeoutMS=server_selection_timeout_ms,
+        directConnection=True,
+        tz_aware=False,
+    )
+    if mongo.get('username'):
+        options.update(username=mongo['username'], password=mongo['password'],
+                       authSource=mongo.get('auth_source', mongo['db']))
+    return pymongo.MongoClient(**options)
+
+
+def database(conf, **kwargs):
+    return mongo_client(conf, **kwargs)[conf['mongo']['db']]
+
+
+def ensure_indexes(db):
+    """Indexes every query of the broker and the controller relies on; idempotent."""
+    batches = db[BATCHES]
+    batches.create_index([('state', 1), ('registrationTime', 1)])
+    batches.create_index([('experimentId', 1), ('state', 1)])
+    batches.create_index([('username', 1), ('registrationTime', -1)])
+    batches.create_index([('node', 1), ('state', 1)])
+    batches.create_index([('registrationTime', -1)])
+    db[EXPERIMENTS].create_index([('username', 1), ('registrationTime', -1)])
+    db[EXPERIMENTS].create_index([('registrationTime', -1)])
+    db[USERS].create_index([('username', 1)], unique=True)
+    db[TOKENS].create_index([('tokenHash', 1)], unique=True)
+    db[TOKENS].create_index([('expiresAt', 1)])
+    db[LOGIN_FAILURES].create_index([('username', 1), ('time', 1)])
+
+
+def history_push(entry):
+    """The `$push` operand that appends one history entry and keeps the history bounded."""
+    return {'$each': [entry], '$slice': -HISTORY_LIMIT}
+
+
+def now():
+    return time.time()

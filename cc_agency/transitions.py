@@ -1,0 +1,57 @@
+"""The one place where a batch changes state: a compare-and-set on {_id, state} plus a history entry.
+
+A transition succeeds only if the batch is still in the state the caller saw (and, for a run, still in the
+attempt the caller runs), so a stale decision — a late container exit, a cancel racing a completion, two
+controllers — can never overwrite a newer one. Entering a terminal state voids the batch's connector secrets in
+the same write.
+"""
+import logging
+
+from cc_agency.db import BATCHES, history_push, now
+from cc_agency.secrets import void_batch_secrets
+from cc_agency.states import TERMINAL_STATES, is_allowed
+
+log = logging.getLogger(__name__)
+
+
+class TransitionError(Exception):
+    """A transition that the life cycle forbids (a programming error, not a race)."""
+
+
+def history_entry(state, node=None, debug_info=None, ccagent=None, time=None):
+    return {'state': state, 'time': now() if time is None else time, 'node': node,
+            'debugInfo': debug_info, 'ccagent': ccagent}
+
+
+def transition_update(batch, to_state, node=None, debug_info=None, ccagent=None, set_fields=None, inc_fields=None):
+    """The MongoDB update document of a transition (pure). `batch` must hold inputs/outputs to void on exit."""
+    update_set = {'state': to_state, 'node': node}
+    if set_fields:
+        update_set.update(set_fields)
+    if to_state in TERMINAL_STATES:
+        update_set.update(void_batch_secrets({'inputs': batch.get('inputs'), 'outputs': batch.get('outputs')}))
+    update = {'$set': update_set,
+              '$push': {'history': history_push(history_entry(to_state, node, debug_info, ccagent))}}
+    if inc_fields:
+        update['$inc'] = inc_fields
+    return update
+
+
+def transition(db, batch, to_state, node=None, debug_info=None, ccagent=None, set_fields=None, inc_fields=None,
+               match=None):
+    """Move `batch` (a document with at least _id and state) to `to_state` if nobody moved it meanwhile.
+
+    `match` adds fields that must still hold (e.g. {'attempts': n} to fence a run by attempt). Returns True when
+    this call made the transition.
+    """
+    from_state = batch['state']
+    if not is_allowed(from_state, to_state):
+        raise TransitionError('batch {}: {} -> {} is not allowed'.format(batch['_id'], from_state, to_state))
+    query = {'_id': batch['_id'], 'state': from_state}
+    if match:
+        query.update(match)
+    update = transition_update(batch, to_state, node, debug_info, ccagent, set_fields, inc_fields)
+    done = db[BATCHES].update_one(query, update).modified_count == 1
+    if done:
+        log.info('batch %s: %s -> %s%s', batch['_id'], from_state, to_state, ' on node {}'.format(node) if node else '')
+    return done
