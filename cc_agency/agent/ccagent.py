@@ -690,9 +690,12 @@ def connector_outcome_problems(invocation, outcome):
         lines = ['{}: {} failed with exit code {}'.format(invocation['label'], call_name, outcome['returnCode'])]
         stderr_lines = tail_lines(outcome['stderr'], CONNECTOR_STDERR_TAIL_LINE_COUNT)
         return lines + ['  ' + line for line in stderr_lines]
-    if invocation['mode'] == 'cli-version' and outcome['stdout'].strip() != CONNECTOR_CLI_VERSION:
-        return ['{}: cli-version printed {!r}, the agent needs connector CLI version {}'.format(
-            invocation['label'], outcome['stdout'].strip()[:100], CONNECTOR_CLI_VERSION)]
+    if invocation['mode'] == 'cli-version':
+        printed_lines = outcome['stdout'].strip().splitlines()
+        printed_version = printed_lines[-1].strip() if printed_lines else ''
+        if printed_version != CONNECTOR_CLI_VERSION:
+            return ['{}: cli-version printed {!r}, the agent needs connector CLI version {}'.format(
+                invocation['label'], printed_version[:100], CONNECTOR_CLI_VERSION)]
     return []
 
 

@@ -25,10 +25,6 @@ def _interactive():
     return username, password, is_admin
 
 
-def CliError(message):
-    return CliError(message)
-
-
 def run(conf, args):
     if args.username is not None:
         if not args.password_stdin:
