@@ -837,9 +837,13 @@ def run_concurrently(tasks, max_workers):
     """Run zero-argument callables in threads (at most `max_workers` at a time); return results in order."""
     if len(tasks) <= 1:
         return [task() for task in tasks]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(tasks)))) as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(tasks))))
+    try:
         futures = [pool.submit(task) for task in tasks]
         return [future.result() for future in futures]
+    finally:
+        # normally every task is done here; after SIGTERM do not wait for running connectors
+        pool.shutdown(wait=False)
 
 
 def run_connectors_concurrently(invocations, private_dir, options, after_success=None):
@@ -1221,6 +1225,8 @@ def main(argv):
         run_batch(job, agent_root, private_dir, result)
     except JobError as error:
         fail(result, error.lines)
+    except AgentTerminated as error:
+        fail(result, [str(error)])
     except BaseException as error:  # never exit with a traceback only
         fail(result, internal_error_lines(error))
     finally:

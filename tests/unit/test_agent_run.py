@@ -401,6 +401,27 @@ def test_output_tail_is_truncated(sandbox):
     assert result['stdout'].endswith('input.txt\n') and len(result['stdout']) == 10
 
 
+def test_sigterm_gives_failed_result_and_stops_the_command(sandbox):
+    job = {'cli': {'baseCommand': [sys.executable, '-c',
+                                   'import time; open("started", "w").close(); time.sleep(60)'],
+                   'inputs': {}, 'outputs': {}},
+           'inputs': {}, 'outputs': {}}
+    job_path = sandbox['root'] / 'job.json'
+    job_path.write_text(json.dumps(job))
+    process = subprocess.Popen([sys.executable, AGENT_PATH, str(job_path)], env=sandbox['env'],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    started_path = sandbox['root'] / 'outputs' / 'started'
+    deadline_seconds = time.time() + 30
+    while not started_path.exists() and time.time() < deadline_seconds:
+        time.sleep(0.05)
+    process.terminate()
+    stdout_bytes, _ = process.communicate(timeout=30)
+    assert process.returncode == 0
+    result = json.loads(stdout_bytes.decode('ascii'))
+    assert result['state'] == 'failed'
+    assert result['debugInfo'] == ['the agent was terminated by signal 15']
+
+
 # ---- real red-connector-http over loopback ---------------------------------------------------------------------------
 
 RCH_BIN_DIR = os.environ.get('CC_AGENT_TEST_RCH_BIN', '/tmp/rch-venv/bin')
