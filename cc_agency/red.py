@@ -5,7 +5,8 @@ a Docker engine section with an image and `ram`, optional GPUs, the `ccagency` e
 under `_`-protected keys. Every problem becomes a `RedError` with a message a researcher can act on (HTTP 400).
 """
 import jsonschema
-from red_val.exceptions import RedValidationError, RedSpecificationError, CWLSpecificationError, RedVariableError
+from red_val.exceptions import RedValidationError, RedSpecificationError, CWLSpecificationError
+from red_val.red_variables import RedVariableError
 from red_val.red_validation import red_validation
 
 from cc_agency.secrets import connector_accesses, protected_prefix_errors
