@@ -584,6 +584,8 @@ def plan_output_connectors(cli_description, job_outputs):
     """Validate the job's `outputs` against cli outputs; return [{key, label, class, command, access}] for those
     with a connector. Raises JobError."""
     cli_outputs = normalize_cli_parameters(cli_description.get('outputs'), 'outputs')
+    if job_outputs is not None and not isinstance(job_outputs, dict):
+        raise JobError('the job outputs must be a map')
     planned = []
     problems = []
     for key in sorted(job_outputs or {}):
