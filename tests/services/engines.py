@@ -259,6 +259,17 @@ class DockerEngine:
                 raise EngineError('engine {} already runs as pid {} (not started by this object)'.format(
                     self.name, old))
             os.unlink(self.pidfile)   # a killed dockerd leaves it behind and refuses to start while it exists
+        # dockerd's containerd dies with it (parent-death signal) but stays a zombie until PID 1 reaps it, which
+        # takes ~1.5 s on these machines; a new dockerd that finds it in containerd.pid waits for it and gives
+        # up ("timeout waiting for containerd to start"). A dead process's pidfile can go.
+        containerd_pidfile = os.path.join(self.exec_root, 'containerd', 'containerd.pid')
+        try:
+            with open(containerd_pidfile) as f:
+                containerd_pid = int(f.read().strip() or 0)
+            if not pid_alive(containerd_pid):
+                os.unlink(containerd_pidfile)
+        except (OSError, ValueError):
+            pass
         os.makedirs(self.data_root, exist_ok=True)
         os.makedirs(self.exec_root, exist_ok=True)
         with open(self.config_file, 'w') as f:
