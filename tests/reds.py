@@ -13,7 +13,7 @@ def cli(base_command=('python3', '-c')):
             'script': {'type': 'string', 'inputBinding': {'position': 0}},
             'infile': {'type': 'File', 'inputBinding': {'position': 1}},
             'word': {'type': 'string', 'inputBinding': {'position': 2, 'prefix': '--word'}},
-            'times': {'type': 'int', 'inputBinding': {'position': 3, 'prefix': '--times='}},
+            'times': {'type': 'int', 'inputBinding': {'position': 3, 'prefix': '--times=', 'separate': False}},
         },
         'outputs': {'result': {'type': 'File', 'outputBinding': {'glob': 'result.txt'}}},
     }
