@@ -72,7 +72,8 @@ def test_receive_file_from_file_server(engine_client, file_server):
     file_server.add('/inputs/data.bin', data)
     access = json.dumps(file_server.access('/inputs/data.bin')).encode()
     code, out, err, fetched = run(
-        engine_client, ['red-connector-http', 'receive-file', '/cc/access.json', '/cc/data.bin'],
+        engine_client, ['sh', '-c', 'red-connector-http receive-file-validate /cc/access.json && '
+                                    'red-connector-http receive-file /cc/access.json /cc/data.bin'],
         files={'cc/access.json': access}, fetch='/cc/data.bin')
     assert code == 0, err
     assert hashlib.sha256(fetched).hexdigest() == hashlib.sha256(data).hexdigest()

@@ -23,6 +23,7 @@ so a test session only builds them when an input changed.
 import concurrent.futures
 import contextlib
 import fcntl
+import functools
 import hashlib
 import io
 import json
@@ -136,6 +137,7 @@ def _file_digest(path):
     return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=None)
 def input_key(kind):
     """Hash of everything an image is made of: this module, the files in tests/images, the host binaries."""
     digest = hashlib.sha256()
@@ -273,6 +275,11 @@ def _pip_install_target(target):
     result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
     if result.returncode != 0:
         raise ImageBuildError('pip install --target failed ({}):\n{}'.format(result.returncode, result.stdout))
+    # setuptools is an install-time dependency of jsonschema 3.2 only (it reads its version with importlib.metadata)
+    for name in os.listdir(target):
+        if name.startswith(('setuptools', '_distutils_hack', 'pkg_resources', 'distutils-precedence')):
+            path = os.path.join(target, name)
+            shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
     # bytecode made by the image's own interpreter, with the paths the files have inside the image
     subprocess.run([HOST_PYTHON, '-m', 'compileall', '-q', '-j', '0', '--invalidation-mode', 'unchecked-hash',
                     '-s', target, '-p', '/' + DIST_PACKAGES, target], check=True, stdout=subprocess.DEVNULL)
