@@ -100,6 +100,7 @@ CONFIG_SCHEMA = {
                         },
                         'nodes': {'type': 'object', 'additionalProperties': _NODE_SCHEMA},
                         'api_timeout_seconds': _SECONDS,
+                        'container_user': {'type': ['string', 'integer']},
                     },
                     'required': ['nodes'],
                     'additionalProperties': False,
@@ -142,6 +143,7 @@ DEFAULTS = {
     'mongo.port': 27017,
     'broker.auth.bcrypt_rounds': 12,
     'controller.docker.api_timeout_seconds': 10,
+    'controller.docker.container_user': '1000:1000',
     'controller.scheduling.pass_interval_seconds': 2,
 }
 

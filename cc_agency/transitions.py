@@ -7,8 +7,11 @@ the same write.
 """
 import logging
 
-from cc_agency.db import BATCHES, history_push, now
-from cc_agency.secrets import void_batch_secrets
+import pymongo.errors
+from bson import ObjectId
+
+from cc_agency.db import BATCHES, EXPERIMENTS, history_push, now
+from cc_agency.secrets import VOIDED, replace_protected, void_batch_secrets
 from cc_agency.states import TERMINAL_STATES, is_allowed
 
 log = logging.getLogger(__name__)
@@ -38,11 +41,13 @@ def transition_update(batch, to_state, node=None, debug_info=None, ccagent=None,
 
 
 def transition(db, batch, to_state, node=None, debug_info=None, ccagent=None, set_fields=None, inc_fields=None,
-               match=None):
+               match=None, persistent=None):
     """Move `batch` (a document with at least _id and state) to `to_state` if nobody moved it meanwhile.
 
     `match` adds fields that must still hold (e.g. {'attempts': n} to fence a run by attempt). Returns True when
-    this call made the transition.
+    this call made the transition. With `persistent` (a threading.Event that says "give up"), a lost database
+    connection is waited out; a write that may have been applied before the connection broke is recognised by
+    its history entry, so it is neither lost nor applied twice.
     """
     from_state = batch['state']
     if not is_allowed(from_state, to_state):
@@ -51,7 +56,39 @@ def transition(db, batch, to_state, node=None, debug_info=None, ccagent=None, se
     if match:
         query.update(match)
     update = transition_update(batch, to_state, node, debug_info, ccagent, set_fields, inc_fields)
-    done = db[BATCHES].update_one(query, update).modified_count == 1
+    entry_time = update['$push']['history']['$each'][0]['time']
+    delay_s, retried = 0.5, False
+    while True:
+        try:
+            done = db[BATCHES].update_one(query, update).modified_count == 1
+            if not done and retried:  # the attempt before the connection broke may have been applied
+                done = _was_applied(db, batch['_id'], to_state, entry_time)
+            break
+        except pymongo.errors.ConnectionFailure as e:
+            if persistent is None or persistent.is_set():
+                raise
+            log.warning('batch %s: database unreachable (%s) while moving it to %s; retrying', batch['_id'],
+                        type(e).__name__, to_state)
+            persistent.wait(delay_s)
+            delay_s, retried = min(delay_s * 2, 5), True
     if done:
         log.info('batch %s: %s -> %s%s', batch['_id'], from_state, to_state, ' on node {}'.format(node) if node else '')
+        if to_state in TERMINAL_STATES and batch.get('experimentId'):
+            void_experiment_secrets_if_done(db, batch['experimentId'])
     return done
+
+
+def _was_applied(db, batch_id, to_state, entry_time):
+    doc = db[BATCHES].find_one({'_id': batch_id}, {'state': 1, 'history': {'$slice': -1}})
+    return bool(doc and doc['state'] == to_state and doc.get('history') and doc['history'][-1]['time'] == entry_time)
+
+
+def void_experiment_secrets_if_done(db, experiment_id):
+    """Once every batch of an experiment has ended, overwrite its image registry credentials."""
+    if db[BATCHES].count_documents({'experimentId': experiment_id, 'state': {'$nin': list(TERMINAL_STATES)}}, limit=1):
+        return
+    oid = ObjectId(experiment_id)
+    experiment = db[EXPERIMENTS].find_one({'_id': oid}, {'container.settings.image.auth': 1})
+    auth = (experiment or {}).get('container', {}).get('settings', {}).get('image', {}).get('auth')
+    if auth:
+        db[EXPERIMENTS].update_one({'_id': oid}, {'$set': {'container.settings.image.auth': replace_protected(auth, VOIDED)}})

@@ -75,8 +75,19 @@ class Controller:
         with self._lock:
             return {batch_id: dict(run) for batch_id, run in self._runs.items()}
 
+    def node_online(self, name):
+        with self._lock:
+            return self._node_status[name].get('state') == 'online'
+
     def reconcile_node(self, name):
         reconcile_node(self, name)
+
+    def node_lost(self, name, reason):
+        """Fail the attempts running on a node that went offline; they are retried elsewhere."""
+        for batch_id, run in self.runs().items():
+            if run['node'] == name:
+                BatchRun(self, batch_id, name, run['attempt']).abandon(
+                    'node {} went offline: {}'.format(name, reason))
 
     # --- loops --------------------------------------------------------------------------------------------------
     def serve_forever(self):

@@ -114,8 +114,10 @@ class Engine:
         return {'ramMiB': info['MemTotal'] // (1024 * 1024), 'cpus': info['NCPU'], 'engineId': info.get('ID'),
                 'serverVersion': info.get('ServerVersion')}
 
-    def ping(self):
-        self._call('ping', lambda api: api.ping())
+    def ping(self, timeout_s=None):
+        """A cheap liveness check with its own (short) timeout; APIClient is a requests.Session."""
+        self._call('ping', lambda api: api.get(api.base_url + '/_ping', timeout=timeout_s or self.api_timeout_s)
+                   .raise_for_status())
 
     # --- images -----------------------------------------------------------------------------------------------
     def ensure_image(self, url, auth=None, disable_pull=False):

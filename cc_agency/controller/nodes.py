@@ -1,11 +1,14 @@
 """Watch each node: learn its RAM and CPUs from the engine, notice when it goes away and when it comes back.
 
 One thread per node probes its engine at a fixed interval with a short timeout, so a dead or hung engine
-costs only its own thread. A state change is written to the `nodes` collection with its reason in the node's
-history; a node that comes (back) online is reconciled with the database before new batches go there.
+costs only its own thread and is noticed within PROBE_INTERVAL_S + PROBE_TIMEOUT_S. A state change is written
+to the `nodes` collection with its reason in the node's history. A node that goes offline loses its running
+attempts (they are failed and retried elsewhere); a node that comes (back) online is reconciled with the
+database before new batches go there, and again every RECONCILE_INTERVAL_S.
 """
 import logging
 import threading
+import time
 
 from cc_agency.controller.engines import EngineError
 from cc_agency.db import NODES, history_push, now
@@ -14,7 +17,9 @@ log = logging.getLogger(__name__)
 
 ONLINE = 'online'
 OFFLINE = 'offline'
-PROBE_INTERVAL_S = 2.0
+PROBE_INTERVAL_S = 1.0
+PROBE_TIMEOUT_S = 3.0
+RECONCILE_INTERVAL_S = 30.0
 
 
 class NodeMonitor(threading.Thread):
@@ -24,36 +29,43 @@ class NodeMonitor(threading.Thread):
         self.name = name
         self.engine = controller.engines[name]
         self.state = None
+        self.last_reconcile = 0.0
 
     def run(self):
         while not self.controller.stopping.is_set():
             try:
                 self.probe()
-            except Exception:
-                log.exception('node %s: probe crashed', self.name)
+            except Exception:  # e.g. the database is away: try again at the next probe
+                log.exception('node %s: probe failed', self.name)
             self.controller.stopping.wait(PROBE_INTERVAL_S)
 
     def probe(self):
         try:
             if self.state == ONLINE:
-                self.engine.ping()
+                self.engine.ping(PROBE_TIMEOUT_S)
+                if time.monotonic() - self.last_reconcile > RECONCILE_INTERVAL_S:
+                    self._reconcile()
                 return
             info = self.engine.info()
-        except Exception as e:  # any failure of the engine makes the node offline, never the thread die
+            self._reconcile()
+        except Exception as e:  # whatever the engine does wrong, the node is offline; the thread goes on
             self._set_offline(str(e) if isinstance(e, EngineError) else '{}: {}'.format(type(e).__name__, e))
             return
         self._set_online(info)
+
+    def _reconcile(self):
+        self.controller.reconcile_node(self.name)
+        self.last_reconcile = time.monotonic()
 
     def _set_online(self, info):
         gpus = self.controller.conf['controller']['docker']['nodes'][self.name].get('hardware', {}).get('gpus', [])
         status = dict(info, state=ONLINE, gpus=gpus)
         self.controller.db[NODES].update_one(
             {'_id': self.name},
-            {'$set': dict(status, lastSeen=now()), '$push': {'history': history_push(
-                {'state': ONLINE, 'time': now(), 'debugInfo': None})}},
+            {'$set': dict(status, lastSeen=now()),
+             '$push': {'history': history_push({'state': ONLINE, 'time': now(), 'debugInfo': None})}},
             upsert=True)
         log.info('node %s online: %d MiB RAM, %d CPUs, %d GPUs', self.name, info['ramMiB'], info['cpus'], len(gpus))
-        self.controller.reconcile_node(self.name)
         self.state = ONLINE
         self.controller.set_node_status(self.name, status)
 
@@ -61,11 +73,12 @@ class NodeMonitor(threading.Thread):
         self.engine.reset()
         if self.state == OFFLINE:
             return
-        self.state = OFFLINE
-        self.controller.set_node_status(self.name, {'state': OFFLINE})
         log.warning('node %s offline: %s', self.name, reason)
+        self.controller.set_node_status(self.name, {'state': OFFLINE})  # no new batches go there from now on
+        self.controller.node_lost(self.name, reason)
         self.controller.db[NODES].update_one(
             {'_id': self.name},
-            {'$set': {'state': OFFLINE}, '$push': {'history': history_push(
-                {'state': OFFLINE, 'time': now(), 'debugInfo': [reason]})}},
+            {'$set': {'state': OFFLINE},
+             '$push': {'history': history_push({'state': OFFLINE, 'time': now(), 'debugInfo': [reason]})}},
             upsert=True)
+        self.state = OFFLINE

@@ -1,4 +1,4 @@
-"""Make the database and a node agree, each time the node comes (back) online — also at controller start.
+"""Make the database and a node agree: when the node comes (back) online, at controller start, and periodically.
 
 For every container of this agency on the node: the current attempt of a processing batch that no thread of
 this process watches is adopted (if it exited meanwhile, its result is recorded at once); anything else is a
@@ -24,32 +24,42 @@ def _batch_id(label):
         return None
 
 
+def plan_reconciliation(node, containers, active_batches, runs):
+    """Decide what to do (pure): returns (adopt, remove, vanished).
+
+    adopt: [(batch_id, attempt, container_id, gpu_ids)], remove: [container_id], vanished: [batch_id].
+    """
+    adopt, remove, accounted = [], [], set()
+    for container in containers:
+        batch_id = _batch_id(container['batchId'])
+        batch = active_batches.get(batch_id)
+        run = runs.get(batch_id)
+        current = batch is not None and batch['attempts'] == container['attempt']
+        if run is not None and run['attempt'] == container['attempt'] and run['node'] == node:
+            accounted.add(batch_id)  # a thread of this process watches it
+        elif current and run is None and batch['state'] == PROCESSING:
+            adopt.append((batch_id, container['attempt'], container['id'], tuple(batch.get('usedGPUs') or ())))
+            accounted.add(batch_id)
+        else:
+            remove.append(container['id'])
+    vanished = [batch_id for batch_id in active_batches if batch_id not in accounted and batch_id not in runs]
+    return adopt, remove, vanished
+
+
 def reconcile_node(controller, node):
     engine = controller.engines[node]
+    containers = engine.batch_containers()  # the only engine call: outside the lock, so a slow node stalls nothing
     with controller.scheduling_lock:
-        containers = engine.batch_containers()
-        runs = controller.runs()
         active = {batch['_id']: batch for batch in controller.db[BATCHES].find(
             {'node': node, 'state': {'$in': list(ACTIVE_STATES)}}, {'attempts': 1, 'state': 1, 'usedGPUs': 1})}
-        accounted = set()
-        for container in containers:
-            batch_id = _batch_id(container['batchId'])
-            batch = active.get(batch_id)
-            run = runs.get(batch_id)
-            current = batch is not None and batch['attempts'] == container['attempt']
-            if run is not None and run['attempt'] == container['attempt'] and run['node'] == node:
-                accounted.add(batch_id)
-            elif current and run is None and batch['state'] == PROCESSING:
-                log.info('batch %s: adopting container %s of attempt %d on node %s', batch_id, container['id'][:12],
-                         container['attempt'], node)
-                controller.launch(batch_id, node, container['attempt'], batch.get('usedGPUs') or (), container['id'])
-                accounted.add(batch_id)
-            else:
-                log.info('node %s: removing stale container %s (batch %s, attempt %d)', node, container['id'][:12],
-                         container['batchId'], container['attempt'])
-                engine.remove(container['id'])
-        for batch_id, batch in active.items():
-            if batch_id in accounted or batch_id in runs:
-                continue
-            reason = 'the container of this attempt vanished from node {} (engine or controller restarted)'.format(node)
-            BatchRun(controller, batch_id, node, batch['attempts']).abandon(batch['state'], reason)
+        adopt, remove, vanished = plan_reconciliation(node, containers, active, controller.runs())
+        for batch_id, attempt, container_id, gpu_ids in adopt:
+            log.info('batch %s: adopting container %s of attempt %d on node %s', batch_id, container_id[:12], attempt,
+                     node)
+            controller.launch(batch_id, node, attempt, gpu_ids, container_id)
+        for batch_id in vanished:
+            reason = 'its container vanished from node {} (engine or controller restarted)'.format(node)
+            BatchRun(controller, batch_id, node, active[batch_id]['attempts']).abandon(reason)
+    for container_id in remove:
+        log.info('node %s: removing stale container %s', node, container_id[:12])
+        engine.remove(container_id)

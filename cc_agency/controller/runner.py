@@ -1,25 +1,30 @@
 """One attempt of one batch on one node: create the container, inject agent and job, start, wait, record.
 
 Each attempt runs in its own thread and is fenced by its attempt number: every state change it makes is a
-compare-and-set on {_id, state, attempts}, so a late or stale run can never decide the state of a newer attempt
-or of a cancelled batch. The thread blocks in the engine's `wait()`, so the controller learns of the exit at
-once, without polling.
+compare-and-set on {_id, state, attempts}, and its output is stored only if no newer attempt stored one, so a
+late or stale run can never decide the state of a newer attempt or of a cancelled batch. The thread blocks in
+the engine's `wait()`, so the controller learns of the exit at once, without polling. If the engine connection
+breaks while waiting, the thread waits for the engine to answer again (and then waits on) or for the node
+monitor to declare the node lost (which fails the attempt for it); a connection hiccup never re-runs a batch
+that is still running.
 """
 import logging
 
 import docker.errors
+import pymongo.errors
 from bson import ObjectId
 
 from cc_agency import transitions
 from cc_agency.controller import jobs
 from cc_agency.controller.engines import ATTEMPT_LABEL, BATCH_LABEL, EXPERIMENT_LABEL, EngineError, ImageError
 from cc_agency.db import BATCHES, BATCH_OUTPUT, EXPERIMENTS, now
-from cc_agency.secrets import VOIDED, replace_protected, strip_protected_prefix
-from cc_agency.states import PROCESSING, REGISTERED, SCHEDULED, SUCCEEDED, TERMINAL_STATES, state_after_failure
+from cc_agency.secrets import strip_protected_prefix
+from cc_agency.states import PROCESSING, REGISTERED, SCHEDULED, SUCCEEDED, state_after_failure
 
 log = logging.getLogger(__name__)
 
 STDERR_TAIL_CHARS = 2000
+ENGINE_RETRY_S = 1.0
 
 
 class AttemptFailed(Exception):
@@ -47,6 +52,8 @@ def outcome_from_exit(result, exit_code, oom_killed, ram_mib, container_stderr):
                             permanent=True, ccagent=result)
     if result is None:
         reasons = ['the agent reported no result; the container exited with code {}'.format(exit_code)]
+        if exit_code == 137:
+            reasons[0] += ' (killed)'
         if container_stderr.strip():
             reasons.append('container stderr: {}'.format(_tail(container_stderr.strip())))
         raise AttemptFailed(reasons)
@@ -56,7 +63,7 @@ def outcome_from_exit(result, exit_code, oom_killed, ram_mib, container_stderr):
 
 
 def agent_summary(result):
-    """What of the agent's result goes into the batch history (no stdout/stderr: they are stored apart)."""
+    """What of the agent's result goes into the batch history (stdout/stderr are stored apart)."""
     if not result:
         return None
     return {key: result.get(key) for key in ('state', 'command', 'process', 'inputs', 'outputs')}
@@ -82,14 +89,11 @@ class BatchRun:
 
     def run(self):
         try:
-            self.batch = self.db[BATCHES].find_one({'_id': self.batch_id, 'attempts': self.attempt})
-            if self.batch is None:
-                return
-            self.experiment = self.db[EXPERIMENTS].find_one({'_id': _oid(self.batch['experimentId'])})
-            if self.container_id is None:
-                self._start()
-            if self.container_id is not None:
-                self._wait_and_record()
+            if self._load() and self.batch['state'] in (SCHEDULED, PROCESSING):
+                if self.container_id is None:
+                    self._start()
+                if self.container_id is not None:
+                    self._wait_and_record()
         except Exception:
             log.exception('batch %s on node %s: attempt %d crashed in the controller', self.batch_id, self.node,
                           self.attempt)
@@ -97,17 +101,36 @@ class BatchRun:
             self.controller.run_ended(self.batch_id, self.attempt)
             self.controller.wake()
 
-    def abandon(self, from_state, reason):
-        """Fail this attempt without running anything (its container is gone)."""
-        self.batch = self.db[BATCHES].find_one({'_id': self.batch_id, 'attempts': self.attempt})
-        if self.batch is None or self.batch['state'] != from_state:
-            return
-        self.experiment = self.db[EXPERIMENTS].find_one({'_id': _oid(self.batch['experimentId'])})
-        self._fail(from_state, AttemptFailed([reason]))
+    def abandon(self, reason):
+        """Fail this attempt without waiting for it (its node is lost or its container vanished)."""
+        if self._load() and self.batch['state'] in (SCHEDULED, PROCESSING):
+            self._fail(self.batch['state'], AttemptFailed([reason]), remove=False)
 
-    def _as(self, state):
-        """The batch as this attempt believes it to be, for a compare-and-set from `state`."""
-        return dict(self.batch, state=state)
+    def _load(self):
+        """Read the batch (this attempt's) and its experiment; False when the batch moved on to another attempt."""
+        self.batch = self._persistently(lambda: self.db[BATCHES].find_one({'_id': self.batch_id, 'attempts': self.attempt}))
+        if self.batch is None:
+            return False
+        self.experiment = self._persistently(
+            lambda: self.db[EXPERIMENTS].find_one({'_id': ObjectId(self.batch['experimentId'])}))
+        return True
+
+    def _persistently(self, operation):
+        """Run a database operation, waiting out a lost connection (the controller must not lose a decision)."""
+        delay_s = 0.5
+        while True:
+            try:
+                return operation()
+            except pymongo.errors.ConnectionFailure as e:
+                if self.controller.stopping.is_set():
+                    raise
+                log.warning('batch %s: database unreachable (%s), retrying', self.batch_id, type(e).__name__)
+                self.controller.stopping.wait(delay_s)
+                delay_s = min(delay_s * 2, 5)
+
+    def _transition(self, from_state, to_state, **kwargs):
+        return transitions.transition(self.db, dict(self.batch, state=from_state), to_state,
+                                      match={'attempts': self.attempt}, persistent=self.controller.stopping, **kwargs)
 
     # --- phase 1: scheduled -> processing -------------------------------------------------------------------------
     def _start(self):
@@ -120,21 +143,20 @@ class BatchRun:
         except AttemptFailed as failure:
             self._fail(SCHEDULED, failure)
             return
-        if not transitions.transition(self.db, self._as(SCHEDULED), PROCESSING, node=self.node,
-                                      match={'attempts': self.attempt}):
-            log.info('batch %s on node %s: no longer scheduled (cancelled?), removing its container', self.batch_id,
-                     self.node)
+        if not self._transition(SCHEDULED, PROCESSING, node=self.node):
+            log.info('batch %s on node %s: attempt %d is no longer scheduled (cancelled or lost), removing its '
+                     'container', self.batch_id, self.node, self.attempt)
             self._remove_container()
             self.container_id = None
 
     def _create_and_start(self):
         settings = self.experiment['container']['settings']
         image = settings['image']
-        conf = self.controller.conf['controller']['docker']
-        node_conf = conf['nodes'][self.node]
+        docker_conf = self.controller.conf['controller']['docker']
+        node_conf = docker_conf['nodes'][self.node]
         try:
-            self.engine.ensure_image(image['url'], _usable_auth(image.get('auth')),
-                                     disable_pull=conf.get('core_image', {}).get('disable_pull', False))
+            self.engine.ensure_image(image['url'], strip_protected_prefix(image['auth']) if image.get('auth') else None,
+                                     disable_pull=docker_conf.get('core_image', {}).get('disable_pull', False))
             self.container_id = self.engine.create_container(
                 name=container_name(self.batch_id, self.attempt),
                 image=image['url'],
@@ -145,10 +167,12 @@ class BatchRun:
                 environment=node_conf.get('environment'),
                 network=node_conf.get('network'),
                 gpu_ids=self.gpu_ids,
+                user=docker_conf['container_user'],
             )
             job = jobs.job_file(self.batch, self.experiment,
                                 validate_connectors=not self.experiment.get('disableConnectorValidation'))
-            self.engine.put_archive(self.container_id, '/', jobs.container_archive(job, self.controller.agent_source))
+            archive = jobs.container_archive(job, self.controller.agent_source, uid=_uid(docker_conf['container_user']))
+            self.engine.put_archive(self.container_id, '/', archive)
             self.engine.start(self.container_id)
         except ImageError as e:
             raise AttemptFailed([str(e)], permanent=e.permanent)
@@ -167,10 +191,24 @@ class BatchRun:
                  self.container_id[:12])
 
     # --- phase 2: processing -> succeeded | failed | registered ------------------------------------------------------
+    def _wait_for_exit(self):
+        """The exit code, or None when the node was declared lost meanwhile (the monitor failed the attempt)."""
+        while True:
+            try:
+                return self.engine.wait(self.container_id)
+            except EngineError as e:
+                if not self.controller.node_online(self.node):
+                    log.info('batch %s: node %s lost while attempt %d ran (%s)', self.batch_id, self.node,
+                             self.attempt, e)
+                    return None
+                self.controller.stopping.wait(ENGINE_RETRY_S)
+
     def _wait_and_record(self):
         self.controller.run_started(self.batch_id, self.attempt, self.node, self.container_id)
         try:
-            exit_code = self.engine.wait(self.container_id)
+            exit_code = self._wait_for_exit()
+            if exit_code is None:
+                return
             state = self.engine.inspect(self.container_id)['State']
             stdout = self.engine.logs(self.container_id, stdout=True, stderr=False)
             container_stderr = self.engine.logs(self.container_id, stdout=False, stderr=True)
@@ -179,7 +217,8 @@ class BatchRun:
                 ['the container was removed from outside while the batch ran on node {}'.format(self.node)]))
             return
         except (EngineError, docker.errors.APIError) as e:
-            self._fail(PROCESSING, AttemptFailed(['lost node {} while the batch ran: {}'.format(self.node, e)]))
+            self._fail(PROCESSING, AttemptFailed(['lost node {} while reading the result: {}'.format(self.node, e)]),
+                       remove=False)
             return
         result = jobs.parse_agent_result(stdout)
         self._store_output(result)
@@ -190,19 +229,21 @@ class BatchRun:
         except AttemptFailed as failure:
             self._fail(PROCESSING, failure)
             return
-        if transitions.transition(self.db, self._as(PROCESSING), SUCCEEDED, node=self.node,
-                                  ccagent=agent_summary(result), match={'attempts': self.attempt}):
-            void_experiment_secrets_if_done(self.db, self.batch['experimentId'])
+        if not self._transition(PROCESSING, SUCCEEDED, node=self.node, ccagent=agent_summary(result)):
+            log.info('batch %s: result of stale attempt %d on node %s ignored', self.batch_id, self.attempt, self.node)
         self._remove_container()
 
     def _store_output(self, result):
-        self.db[BATCH_OUTPUT].replace_one(
-            {'_id': self.batch_id},
-            {'attempt': self.attempt, 'time': now(),
-             'stdout': (result or {}).get('stdout', ''), 'stderr': (result or {}).get('stderr', '')},
-            upsert=True)
+        """Keep the command's stdout/stderr, unless a newer attempt already stored its own."""
+        document = {'attempt': self.attempt, 'time': now(),
+                    'stdout': (result or {}).get('stdout', ''), 'stderr': (result or {}).get('stderr', '')}
+        try:
+            self._persistently(lambda: self.db[BATCH_OUTPUT].replace_one(
+                {'_id': self.batch_id, 'attempt': {'$lte': self.attempt}}, document, upsert=True))
+        except pymongo.errors.DuplicateKeyError:
+            pass  # a newer attempt's output is there
 
-    def _fail(self, from_state, failure):
+    def _fail(self, from_state, failure, remove=True):
         execution_settings = (self.experiment or {}).get('execution', {}).get('settings', {})
         retry_allowed = self.experiment is not None and not self.experiment.get('disableRetry') and \
             execution_settings.get('retryIfFailed', True)
@@ -212,15 +253,13 @@ class BatchRun:
         debug_info.extend(failure.reasons[1:])
         if to_state == REGISTERED:
             debug_info.append('retrying ({} of {} attempts used)'.format(self.attempt, attempts_to_fail))
-        if transitions.transition(
-                self.db, self._as(from_state), to_state, node=None if to_state == REGISTERED else self.node,
-                debug_info=debug_info, ccagent=agent_summary(failure.ccagent), match={'attempts': self.attempt},
-                set_fields={'usedGPUs': None} if to_state == REGISTERED else None):
+        if self._transition(from_state, to_state, node=None if to_state == REGISTERED else self.node,
+                            debug_info=debug_info, ccagent=agent_summary(failure.ccagent),
+                            set_fields={'usedGPUs': None} if to_state == REGISTERED else None):
             log.info('batch %s on node %s: attempt %d failed (%s) -> %s', self.batch_id, self.node, self.attempt,
                      failure.reasons[0], to_state)
-            if to_state in TERMINAL_STATES:
-                void_experiment_secrets_if_done(self.db, self.batch['experimentId'])
-        self._remove_container()
+        if remove:
+            self._remove_container()
 
     def _remove_container(self):
         if self.container_id is None:
@@ -232,20 +271,7 @@ class BatchRun:
                         'reconciled', self.batch_id, self.container_id[:12], self.node, e)
 
 
-def _oid(value):
-    return value if isinstance(value, ObjectId) else ObjectId(value)
-
-
-def _usable_auth(auth):
-    return strip_protected_prefix(auth) if auth else None
-
-
-def void_experiment_secrets_if_done(db, experiment_id):
-    """Once every batch of an experiment has ended, overwrite the image registry credentials."""
-    if db[BATCHES].count_documents({'experimentId': experiment_id, 'state': {'$nin': list(TERMINAL_STATES)}}, limit=1):
-        return
-    experiment = db[EXPERIMENTS].find_one({'_id': _oid(experiment_id)}, {'container.settings.image.auth': 1})
-    auth = (experiment or {}).get('container', {}).get('settings', {}).get('image', {}).get('auth')
-    if auth:
-        db[EXPERIMENTS].update_one({'_id': _oid(experiment_id)},
-                                   {'$set': {'container.settings.image.auth': replace_protected(auth, VOIDED)}})
+def _uid(user):
+    """The numeric uid of a `uid[:gid]` user setting (0 for a name: files then belong to root)."""
+    uid = str(user).split(':')[0]
+    return int(uid) if uid.isdigit() else 0

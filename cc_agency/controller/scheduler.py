@@ -63,7 +63,7 @@ def schedule_pass(controller):
     placements, unplaceable = place(requests, list(capacities.values()), controller.strategy, concurrency)
 
     for item in unplaceable:
-        batch = db[BATCHES].find_one({'_id': item.batch_id}, {'inputs': 1, 'outputs': 1, 'state': 1})
+        batch = db[BATCHES].find_one({'_id': item.batch_id}, {'inputs': 1, 'outputs': 1, 'state': 1, 'experimentId': 1})
         if batch and batch['state'] == REGISTERED:
             transitions.transition(db, batch, FAILED, debug_info=['no node can ever run this batch: ' + item.reason])
     scheduled = 0

@@ -44,7 +44,7 @@ def get_batch(batch_id):
 @requires_auth
 def cancel_batch(batch_id):
     for _ in range(CANCEL_TRIES):  # the controller may move the batch between our read and our write
-        batch = _find_batch(batch_id, {'state': 1, 'node': 1, 'inputs': 1, 'outputs': 1})
+        batch = _find_batch(batch_id, {'state': 1, 'node': 1, 'experimentId': 1, 'inputs': 1, 'outputs': 1})
         if batch['state'] in TERMINAL_STATES:
             raise ApiError(409, 'batch is already {}'.format(batch['state']))
         if transitions.transition(db(), batch, CANCELLED, node=batch.get('node'), debug_info=['cancelled by user']):
