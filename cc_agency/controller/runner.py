@@ -46,8 +46,12 @@ def _tail(text, chars=STDERR_TAIL_CHARS):
 
 
 def outcome_from_exit(result, exit_code, oom_killed, ram_mib, container_stderr):
-    """Decide an attempt's outcome from what the container left (pure). Returns the agent result on success."""
-    if oom_killed:
+    """Decide an attempt's outcome from what the container left (pure). Returns the agent result on success.
+
+    `oom_killed` is the engine's flag: it is also set when only a process inside (the command) was killed, so it
+    explains any failure of the attempt.
+    """
+    if oom_killed and (exit_code != 0 or result is None or result['state'] != SUCCEEDED):
         raise AttemptFailed(['the container was killed for exceeding its memory limit of {} MiB (ram)'.format(ram_mib)],
                             permanent=True, ccagent=result)
     if result is None:
@@ -223,7 +227,7 @@ class BatchRun:
         result = jobs.parse_agent_result(stdout)
         self._store_output(result)
         try:
-            result = outcome_from_exit(result, exit_code, bool(state.get('OOMKilled')) and exit_code != 0,
+            result = outcome_from_exit(result, exit_code, bool(state.get('OOMKilled')),
                                        self.batch['requirements']['ramMiB'],
                                        container_stderr.decode('utf-8', errors='replace'))
         except AttemptFailed as failure:

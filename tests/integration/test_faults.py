@@ -1,0 +1,240 @@
+"""Faults injected into real processes: engines die, hang or come back; containers fail; the controller is
+killed; the database restarts; wake-ups are lost. Nothing may be lost, run twice at once, or left stuck."""
+import time
+
+import docker
+import pymongo
+import pytest
+import requests
+
+from tests import reds
+from tests.services import DockerEngine, load_images, stop_engines
+
+SLEEP_SCRIPT = ("import sys, time; a = sys.argv[1:]; time.sleep(int(a[3].split('=')[1])); "
+                "open('result.txt', 'w').write(open(a[0]).read() + a[2]); print('slept')")
+
+
+@pytest.fixture(scope='module')
+def engines2():
+    """Two engines with --live-restore (containers survive an engine restart, as in production set-ups)."""
+    nodes = [DockerEngine(name='fault{}'.format(i), extra_args=['--live-restore']) for i in (1, 2)]
+    try:
+        for node in nodes:
+            node.start()
+        clients = [node.client() for node in nodes]
+        load_images(clients)
+        for client in clients:
+            client.close()
+        yield nodes
+    finally:
+        for node in nodes:
+            node.resume()
+        stop_engines(nodes)
+
+
+@pytest.fixture
+def cluster(make_agency, engines2):
+    agency = make_agency({'node{}'.format(i + 1): {'base_url': engine.base_url, 'network': 'host'}
+                          for i, engine in enumerate(engines2)})
+    agency.create_user('carol', 'carol-pw')
+    return agency, agency.session('carol', 'carol-pw'), {'node1': engines2[0], 'node2': engines2[1]}
+
+
+def submit(agency, session, red, **params):
+    response = session.post(agency.url + '/red', json=red, params=params, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()['experimentId']
+
+
+def sleeping_red(file_server, count, seconds, tag):
+    batches = []
+    for i in range(count):
+        file_server.add('/files/{}-{}.txt'.format(tag, i), b'in')
+        batches.append(reds.batch(file_server.base_url, name='{}-{}.txt'.format(tag, i),
+                                  out='{}-{}.out'.format(tag, i), word='w', times=seconds, script=SLEEP_SCRIPT))
+    return reds.red(batches)
+
+
+def wait_for(predicate, timeout, message):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(message)
+
+
+def batches_of(agency, session, experiment_id):
+    return session.get(agency.url + '/batches', params={'experimentId': experiment_id, 'limit': 1000}).json()
+
+
+def full(agency, session, batch_id):
+    return session.get(agency.url + '/batches/' + batch_id).json()
+
+
+def node_state(agency, session, name):
+    return next(n for n in session.get(agency.url + '/nodes').json() if n['nodeName'] == name)
+
+
+def containers_of(engine, batch_id):
+    client = engine.client()
+    try:
+        return client.containers.list(all=True, filters={'label': 'cc-agency.batch={}'.format(batch_id)})
+    finally:
+        client.close()
+
+
+def processing_intervals(batch):
+    """(node, start, end) of each attempt that reached processing, from the history."""
+    intervals, current = [], None
+    for entry in batch['history']:
+        if entry['state'] == 'processing':
+            current = (entry['node'], entry['time'])
+        elif current is not None:
+            intervals.append((current[0], current[1], entry['time']))
+            current = None
+    return intervals
+
+
+def test_engine_killed_retries_elsewhere_and_node_comes_back(cluster, file_server):
+    agency, session, engines = cluster
+    experiment_id = submit(agency, session, sleeping_red(file_server, 1, 6, 'kill'))
+    [batch] = wait_for(lambda: [b for b in batches_of(agency, session, experiment_id) if b['state'] == 'processing'],
+                       30, 'batch never processing')
+    lost_node, other = batch['node'], ({'node1', 'node2'} - {batch['node']}).pop()
+    killed_at = time.time()
+    engines[lost_node].kill()
+
+    wait_for(lambda: node_state(agency, session, lost_node)['state'] == 'offline', 10, 'node not offline')
+    assert time.time() - killed_at < 6
+    history = node_state(agency, session, lost_node)['history']
+    assert history[-1]['state'] == 'offline' and history[-1]['debugInfo']
+
+    done = agency.wait_terminal(session, experiment_id, 1, timeout=60)
+    batch = full(agency, session, done[0]['_id'])
+    assert batch['state'] == 'succeeded' and batch['node'] == other and batch['attempts'] == 2
+    assert any(lost_node in line for h in batch['history'] for line in (h['debugInfo'] or []))
+
+    # the engine comes back: the node is used again, and the stale container of attempt 1 is removed
+    engines[lost_node].start()
+    wait_for(lambda: node_state(agency, session, lost_node)['state'] == 'online', 15, 'node not back online')
+    wait_for(lambda: not containers_of(engines[lost_node], batch['_id']), 15, 'stale container not removed')
+    again = submit(agency, session, sleeping_red(file_server, 2, 0, 'back'))
+    finished = agency.wait_terminal(session, again, 2, timeout=60)
+    assert {b['state'] for b in finished} == {'succeeded'}
+    assert {b['node'] for b in finished} == {'node1', 'node2'}  # spread uses the returned node
+
+
+def test_engine_hung_does_not_stall_the_others(cluster, file_server):
+    agency, session, engines = cluster
+    experiment_id = submit(agency, session, sleeping_red(file_server, 1, 5, 'hang'))
+    [batch] = wait_for(lambda: [b for b in batches_of(agency, session, experiment_id) if b['state'] == 'processing'],
+                       30, 'batch never processing')
+    hung_node = batch['node']
+    engines[hung_node].pause()
+    try:
+        wait_for(lambda: node_state(agency, session, hung_node)['state'] == 'offline', 10, 'hung node not offline')
+        quick = submit(agency, session, sleeping_red(file_server, 1, 0, 'quick'))
+        [quick_batch] = agency.wait_terminal(session, quick, 1, timeout=30)
+        assert quick_batch['state'] == 'succeeded' and quick_batch['node'] != hung_node
+        [retried] = agency.wait_terminal(session, experiment_id, 1, timeout=60)
+        retried = full(agency, session, retried['_id'])
+        assert retried['state'] == 'succeeded' and retried['node'] != hung_node and retried['attempts'] == 2
+    finally:
+        engines[hung_node].resume()
+    wait_for(lambda: node_state(agency, session, hung_node)['state'] == 'online', 15, 'node not back online')
+    wait_for(lambda: not containers_of(engines[hung_node], batch['_id']), 15, 'stale container not removed')
+    # the stale attempt never overwrote the result of the retried one
+    assert full(agency, session, batch['_id'])['state'] == 'succeeded'
+
+
+def test_controller_killed_adopts_records_and_retries(cluster, file_server):
+    agency, session, engines = cluster
+    experiment_id = submit(agency, session, sleeping_red(file_server, 4, 3, 'ctl'))
+    running = wait_for(lambda: [b for b in batches_of(agency, session, experiment_id) if b['state'] == 'processing']
+                       if len([b for b in batches_of(agency, session, experiment_id)
+                               if b['state'] == 'processing']) == 4 else None, 30, 'batches never all processing')
+    agency.stop_controller(kill=True)
+    # while the controller is away: one container is removed from outside, the others finish
+    vanished = running[0]
+    for container in containers_of(engines[vanished['node']], vanished['_id']):
+        container.remove(force=True)
+    time.sleep(4)
+    agency.start_controller()
+    done = agency.wait_terminal(session, experiment_id, 4, timeout=60)
+    assert {b['state'] for b in done} == {'succeeded'}
+    for b in done:
+        batch = full(agency, session, b['_id'])
+        expected_attempts = 2 if b['_id'] == vanished['_id'] else 1
+        assert batch['attempts'] == expected_attempts, batch['history']
+        assert [h['state'] for h in batch['history']].count('succeeded') == 1
+        intervals = processing_intervals(batch)
+        for (_, s1, e1), (_, s2, e2) in zip(intervals, intervals[1:]):
+            assert e1 <= s2  # never two attempts at once
+    for i in range(4):
+        assert file_server.uploaded('/uploads/ctl-{}.out'.format(i)) == b'inw'
+
+
+def test_lost_wake_up_is_picked_up_by_the_timer(cluster, file_server):
+    agency, session, _ = cluster
+    agency.stop_controller()
+    experiment_id = submit(agency, session, sleeping_red(file_server, 1, 0, 'wake'))  # nobody hears this wake-up
+    time.sleep(1)
+    agency.start_controller()
+    [batch] = agency.wait_terminal(session, experiment_id, 1, timeout=30)
+    assert batch['state'] == 'succeeded'
+
+
+def test_database_restart_503_then_recovery(cluster, file_server, mongo_server):
+    agency, session, _ = cluster
+    experiment_id = submit(agency, session, sleeping_red(file_server, 2, 4, 'db'))
+    wait_for(lambda: any(b['state'] == 'processing' for b in batches_of(agency, session, experiment_id)), 30,
+             'never processing')
+    mongo_server.stop()
+    try:
+        response = session.get(agency.url + '/batches', params={'experimentId': experiment_id}, timeout=30)
+        assert response.status_code == 503 and 'database' in response.json()['message']
+        response = session.post(agency.url + '/red', json=sleeping_red(file_server, 1, 0, 'db-down'), timeout=30)
+        assert response.status_code == 503
+        time.sleep(5)  # the batches finish while the database is away
+    finally:
+        mongo_server.start()
+    done = agency.wait_terminal(session, experiment_id, 2, timeout=60)
+    assert {b['state'] for b in done} == {'succeeded'}
+    for b in done:
+        states = [h['state'] for h in full(agency, session, b['_id'])['history']]
+        assert states == ['registered', 'scheduled', 'processing', 'succeeded']
+    client = pymongo.MongoClient(mongo_server.host, mongo_server.port, directConnection=True)
+    try:
+        assert client[agency.conf['mongo']['db']].experiments.count_documents({}) == 1  # the 503 wrote nothing
+    finally:
+        client.close()
+
+
+OOM_SCRIPT = "x = bytearray(600 * 1024 * 1024); x[::4096] = b'1' * len(x[::4096]); print('survived')"
+
+
+def test_container_faults(cluster, file_server):
+    agency, session, engines = cluster
+    # OOM: more than its ram
+    file_server.add('/files/oom.txt', b'x')
+    oom = submit(agency, session, reds.red([reds.batch(file_server.base_url, name='oom.txt', script=OOM_SCRIPT)]))
+    # killed from outside, retry disabled
+    kill_red = sleeping_red(file_server, 1, 30, 'killed')
+    killed = submit(agency, session, kill_red, disableRetry='1')
+    [batch] = wait_for(lambda: [b for b in batches_of(agency, session, killed) if b['state'] == 'processing'],
+                       30, 'never processing')
+    [container] = containers_of(engines[batch['node']], batch['_id'])
+    container.kill()
+
+    [oom_batch] = agency.wait_terminal(session, oom, 1, timeout=60)
+    oom_batch = full(agency, session, oom_batch['_id'])
+    assert oom_batch['state'] == 'failed' and oom_batch['attempts'] == 1
+    assert 'memory limit of 256 MiB' in ' '.join(oom_batch['history'][-1]['debugInfo'])
+
+    [killed_batch] = agency.wait_terminal(session, killed, 1, timeout=60)
+    killed_batch = full(agency, session, killed_batch['_id'])
+    assert killed_batch['state'] == 'failed'
+    assert 'killed' in ' '.join(killed_batch['history'][-1]['debugInfo'])
+    assert not containers_of(engines[batch['node']], batch['_id'])

@@ -1,0 +1,76 @@
+"""Pure decisions of the controller: an attempt's outcome, reconciliation plans, job files, transitions."""
+import pytest
+from bson import ObjectId
+
+from cc_agency import transitions
+from cc_agency.controller import jobs
+from cc_agency.controller.reconcile import plan_reconciliation
+from cc_agency.controller.runner import AttemptFailed, outcome_from_exit
+from cc_agency.states import state_after_failure
+
+OK = {'state': 'succeeded', 'process': {'returnCode': 0}}
+FAILED = {'state': 'failed', 'debugInfo': ['command exited with code 3', 'boom']}
+
+
+def test_outcomes():
+    assert outcome_from_exit(OK, 0, False, 256, '') is OK
+    with pytest.raises(AttemptFailed) as failure:
+        outcome_from_exit(FAILED, 0, False, 256, '')
+    assert failure.value.reasons == FAILED['debugInfo'] and not failure.value.permanent
+    with pytest.raises(AttemptFailed) as failure:
+        outcome_from_exit(FAILED, 0, True, 512, '')  # only the command was OOM-killed
+    assert 'memory limit of 512 MiB' in failure.value.reasons[0] and failure.value.permanent
+    with pytest.raises(AttemptFailed) as failure:
+        outcome_from_exit(None, 137, False, 256, 'Traceback ... \n' + 'x' * 5000)
+    assert '(killed)' in failure.value.reasons[0] and len(failure.value.reasons[1]) < 2100
+
+
+def test_state_after_failure():
+    assert state_after_failure(1, 3, True, False) == 'registered'
+    assert state_after_failure(3, 3, True, False) == 'failed'
+    assert state_after_failure(1, 3, False, False) == 'failed'
+    assert state_after_failure(1, 3, True, True) == 'failed'
+
+
+def test_reconciliation_plan():
+    a, b, c, d = (ObjectId() for _ in range(4))
+    containers = [
+        {'id': 'ca', 'batchId': str(a), 'attempt': 1},  # processing, nobody watches: adopt
+        {'id': 'cb', 'batchId': str(b), 'attempt': 1},  # batch is on attempt 2 now: stale
+        {'id': 'cc', 'batchId': str(c), 'attempt': 2},  # watched by a thread: leave
+        {'id': 'cx', 'batchId': 'garbage', 'attempt': 1},
+    ]
+    active = {a: {'attempts': 1, 'state': 'processing', 'usedGPUs': [1]},
+              b: {'attempts': 2, 'state': 'processing'},
+              c: {'attempts': 2, 'state': 'processing'},
+              d: {'attempts': 1, 'state': 'scheduled'}}
+    runs = {c: {'attempt': 2, 'node': 'n1', 'containerId': 'cc'}}
+    adopt, remove, vanished = plan_reconciliation('n1', containers, active, runs)
+    assert adopt == [(a, 1, 'ca', (1,))]
+    assert remove == ['cb', 'cx']
+    assert sorted(vanished) == sorted([b, d])
+
+
+def test_job_file_uses_unprefixed_access_and_archive_holds_job_privately():
+    batch = {'_id': ObjectId(), 'inputs': {'f': {'class': 'File', 'connector': {'command': 'c', 'access': {
+        '_user': 'u', 'password': 'p'}}}}, 'outputs': {}}
+    job = jobs.job_file(batch, {'cli': {'x': 1}}, validate_connectors=False)
+    assert job['inputs']['f']['connector']['access'] == {'user': 'u', 'password': 'p'}
+    assert job['options']['validateConnectors'] is False
+    import io
+    import tarfile
+    archive = tarfile.open(fileobj=io.BytesIO(jobs.container_archive(job, b'print(1)', uid=1000)))
+    members = {m.name: m for m in archive.getmembers()}
+    assert members['cc/job.json'].mode == 0o600 and members['cc/job.json'].uid == 1000
+    assert members['cc/outputs'].isdir()
+
+
+def test_terminal_transition_voids_secrets_in_the_same_write():
+    batch = {'_id': 1, 'state': 'processing', 'inputs': {'f': {'class': 'File', 'connector': {
+        'command': 'c', 'access': {'url': 'u', 'password': 'p'}}}}, 'outputs': {}}
+    update = transitions.transition_update(batch, 'succeeded', node='n1')
+    assert update['$set']['inputs']['f']['connector']['access'] == {'url': 'u', 'password': None}
+    assert update['$push']['history']['$each'][0]['state'] == 'succeeded'
+    assert 'inputs' not in transitions.transition_update(batch, 'registered')['$set']
+    with pytest.raises(transitions.TransitionError):
+        transitions.transition(None, dict(batch, state='succeeded'), 'processing')
