@@ -22,7 +22,9 @@ def main(argv=None):
         print('ccagency-controller: {}'.format(e), file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
-    logging.getLogger('urllib3').setLevel(logging.WARNING)
+    # their debug logs carry request bodies and database commands, with the secrets in them: never at DEBUG
+    for noisy in ('urllib3', 'pymongo', 'docker'):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     controller = Controller(conf, database(conf))
     signal.signal(signal.SIGTERM, lambda *_: controller.stop())
     signal.signal(signal.SIGINT, lambda *_: controller.stop())
