@@ -238,3 +238,42 @@ def test_container_faults(cluster, file_server):
     assert killed_batch['state'] == 'failed'
     assert 'killed' in ' '.join(killed_batch['history'][-1]['debugInfo'])
     assert not containers_of(engines[batch['node']], batch['_id'])
+
+
+def _iptables(action, port):
+    import subprocess
+    for chain, flag in (('INPUT', '--dport'), ('OUTPUT', '--sport')):
+        subprocess.run(['iptables', action, chain, '-i' if chain == 'INPUT' else '-o', 'lo', '-p', 'tcp', flag,
+                        str(port), '-j', 'REJECT', '--reject-with', 'tcp-reset'], check=True)
+
+
+def test_tcp_engine_unreachable_is_like_dead(make_agency, engines2, file_server):
+    tcp_engine = DockerEngine(name='faulttcp', tcp=True)
+    tcp_engine.start()
+    try:
+        client = tcp_engine.client()
+        load_images([client])
+        client.close()
+        # node0 sorts first, so the first batch goes there (spread, equal RAM, ties by name)
+        agency = make_agency({'node0': {'base_url': tcp_engine.tcp_url, 'network': 'host'},
+                              'node1': {'base_url': engines2[0].base_url, 'network': 'host'}})
+        agency.create_user('dave', 'dave-pw')
+        session = agency.session('dave', 'dave-pw')
+        wait_for(lambda: all(n['state'] == 'online' for n in session.get(agency.url + '/nodes').json()), 20,
+                 'nodes not online')
+        experiment_id = submit(agency, session, sleeping_red(file_server, 1, 5, 'tcp'))
+        [batch] = wait_for(lambda: [b for b in batches_of(agency, session, experiment_id)
+                                    if b['state'] == 'processing'], 30, 'never processing')
+        assert batch['node'] == 'node0'
+        _iptables('-I', tcp_engine.tcp_port)
+        try:
+            wait_for(lambda: node_state(agency, session, 'node0')['state'] == 'offline', 10, 'node0 not offline')
+            [done] = agency.wait_terminal(session, experiment_id, 1, timeout=60)
+            done = full(agency, session, done['_id'])
+            assert done['state'] == 'succeeded' and done['node'] == 'node1' and done['attempts'] == 2
+        finally:
+            _iptables('-D', tcp_engine.tcp_port)
+        wait_for(lambda: node_state(agency, session, 'node0')['state'] == 'online', 15, 'node0 not back online')
+        wait_for(lambda: not containers_of(tcp_engine, batch['_id']), 15, 'stale container not removed')
+    finally:
+        tcp_engine.stop(remove=True)
