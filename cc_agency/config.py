@@ -49,6 +49,9 @@ _NODE_SCHEMA = {
                         'additionalProperties': False,
                     },
                 },
+                # how a container gets its GPUs: an NVIDIA device request (the engine needs the NVIDIA container
+                # toolkit), or only NVIDIA_VISIBLE_DEVICES (engines whose default runtime is `nvidia`)
+                'gpu_access': {'enum': ['device-request', 'environment']},
             },
             'additionalProperties': False,
         },

@@ -39,6 +39,7 @@ import traceback
 AGENT_ROOT_ENV_VAR = 'CC_AGENT_ROOT'
 DEFAULT_AGENT_ROOT = '/cc'
 CONNECTOR_CLI_VERSION = '1'
+CHECKS_PASSED_LINE = 'cc-agent: connector checks passed'  # on stderr; the controller waits for it
 
 DEFAULT_OPTIONS = {
     'validateConnectors': True,
@@ -784,7 +785,7 @@ def describe_inputs_for_result(local_inputs, sizes_bytes):
 def new_result():
     """A failed result with nothing done yet; run_batch fills it in."""
     return {'state': 'failed', 'command': [], 'process': {'returnCode': None, 'durationSeconds': None},
-            'inputs': {}, 'outputs': {}, 'debugInfo': [], 'stdout': '', 'stderr': ''}
+            'inputs': {}, 'outputs': {}, 'connectorChecks': None, 'debugInfo': [], 'stdout': '', 'stderr': ''}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -923,10 +924,19 @@ def check_received_input(transfer):
 # I/O: batch phases
 # ---------------------------------------------------------------------------------------------------------------------
 
-def check_connectors(transfers, options, private_dir):
-    """Phase 1: connector CLI versions and access validations, all concurrently. Returns problems."""
+def check_connectors(transfers, options, private_dir, result):
+    """Phase 1: connector CLI versions and access validations, all concurrently. Returns problems.
+
+    Records the outcome in result['connectorChecks'] (passed | failed | skipped) and, unless a check failed,
+    prints CHECKS_PASSED_LINE on stderr at once: the controller watches for it to start the experiment's other
+    batches without checks, long before this batch ends."""
     invocations = connector_check_invocations(transfers, options)
-    return run_connectors_concurrently(invocations, private_dir, options)
+    problems = run_connectors_concurrently(invocations, private_dir, options) if invocations else []
+    result['connectorChecks'] = 'failed' if problems else 'passed' if invocations else 'skipped'
+    if not problems:
+        sys.stderr.write(CHECKS_PASSED_LINE + '\n')
+        sys.stderr.flush()
+    return problems
 
 
 def receive_inputs(transfers, options, private_dir, mounted_paths):
@@ -1117,7 +1127,7 @@ def run_batch(job, agent_root, private_dir, result):
         output_globs = plan_output_globs(cli_description, local_inputs, stream_names)
         output_connectors = plan_output_connectors(cli_description, job.get('outputs'))
 
-        problems = check_connectors(input_transfers + output_connectors, options, private_dir)
+        problems = check_connectors(input_transfers + output_connectors, options, private_dir, result)
         if problems:
             return fail(result, problems)
         problems = receive_inputs(input_transfers, options, private_dir, mounted_paths)

@@ -1,11 +1,19 @@
 """One adapter per Docker engine: every call the controller makes to a node goes through here, with a timeout.
 
 The adapter speaks the low-level docker API (one HTTP call per operation), hides TLS set-up, classifies errors
-(permanent image problems vs. a node that is unreachable), and pulls each image at most once per node at a time.
-`wait()` is the only call without a timeout: it blocks until the container exits, which is how the controller
-learns of an exit without polling.
+(permanent image problems vs. a node that is unreachable, with a reason an operator can act on: refused, timed out,
+TLS certificate rejected), and pulls each image once per node: an image that is there (or was pulled) is never
+pulled again by this process, and concurrent batches wait for one pull. `wait()` is the only call without a
+timeout: it blocks until the container exits, which is how the controller learns of an exit without polling.
+
+GPUs: a batch gets exactly the device ids placement chose, as an NVIDIA device request (`gpu_access:
+device-request`, the default: the engine needs the NVIDIA container toolkit) and as `NVIDIA_VISIBLE_DEVICES`
+(what the `nvidia` runtime reads; `gpu_access: environment` passes only that, for engines whose default runtime
+is `nvidia`). A batch without GPUs gets `NVIDIA_VISIBLE_DEVICES=void`, so an image that asks for all GPUs (CUDA
+images do) cannot reach devices held by other batches.
 """
 import logging
+import re
 import threading
 
 import docker
@@ -15,6 +23,10 @@ import requests.adapters
 from docker.utils import parse_repository_tag
 
 log = logging.getLogger(__name__)
+
+MIN_API_VERSION = '1.24'  # only for the first call, which asks the engine for its own version
+GPU_ACCESS_DEVICE_REQUEST = 'device-request'
+GPU_ACCESS_ENVIRONMENT = 'environment'
 
 BATCH_LABEL = 'cc-agency.batch'
 ATTEMPT_LABEL = 'cc-agency.attempt'
@@ -33,11 +45,16 @@ class ImageError(Exception):
         self.permanent = permanent
 
 
-class _NoHostnameCheckAdapter(requests.adapters.HTTPAdapter):
-    """TLS with `assert_hostname: False` (seed config): verify the certificate chain, not the host name."""
+class _HostnameCheckAdapter(requests.adapters.HTTPAdapter):
+    """TLS with the seed's `assert_hostname`: False verifies the certificate chain but not the host name; a string
+    is the name the engine's certificate must carry (instead of the host of base_url)."""
+
+    def __init__(self, assert_hostname, **kwargs):
+        self.assert_hostname = assert_hostname
+        super().__init__(**kwargs)
 
     def init_poolmanager(self, *args, **kwargs):
-        kwargs['assert_hostname'] = False
+        kwargs['assert_hostname'] = self.assert_hostname
         super().init_poolmanager(*args, **kwargs)
 
 
@@ -49,6 +66,41 @@ def tls_config(tls):
     ca_cert = verify if isinstance(verify, str) else None
     client_cert = tuple(tls['client_cert']) if tls.get('client_cert') else None
     return docker.tls.TLSConfig(client_cert=client_cert, ca_cert=ca_cert, verify=bool(verify))
+
+
+_TLS_HINTS = (
+    ('certificate verify failed', 'the engine\'s certificate is not signed by the CA in tls.verify'),
+    ('hostname mismatch', 'the engine\'s certificate does not name this host (see tls.assert_hostname)'),
+    ("doesn't match", 'the engine\'s certificate does not name this host (see tls.assert_hostname)'),
+    ('unknown ca', 'the engine does not accept the client certificate (tls.client_cert): unknown CA'),
+    ('bad certificate', 'the engine does not accept the client certificate (tls.client_cert)'),
+    ('certificate required', 'the engine requires a client certificate (tls.client_cert)'),
+    ('wrong version number', 'the engine does not speak TLS on this port'),
+)
+
+
+def describe_connection_error(error, base_url, timeout_s):
+    """One line saying why an engine could not be used: what an operator needs to fix it (no traceback)."""
+    text = str(error)
+    if isinstance(error, requests.exceptions.SSLError) or 'SSL' in text:
+        reason = next((hint for marker, hint in _TLS_HINTS if marker in text.lower()), None)
+        detail = re.search(r'\[SSL[^\]]*\][^\'"()]*', text)
+        return 'TLS with {} failed: {}{}'.format(base_url, reason or 'TLS error',
+                                                 ' ({})'.format(detail.group(0).strip()) if detail else '')
+    lowered = text.lower()
+    if isinstance(error, docker.errors.TLSParameterError):
+        return 'TLS settings: {}'.format(error)
+    if isinstance(error, requests.exceptions.Timeout) or 'timed out' in lowered or 'timeout' in lowered:
+        return 'no answer from {} within {} s'.format(base_url, timeout_s)
+    if 'refused' in lowered:
+        return 'connection to {} refused (is the engine running?)'.format(base_url)
+    if 'no such file' in lowered or 'filenotfounderror' in lowered:
+        return 'no engine socket at {}'.format(base_url)
+    if 'remotedisconnected' in lowered or 'connection aborted' in lowered or 'connection reset' in lowered:
+        return 'the engine at {} closed the connection (does it expect TLS? see tls)'.format(base_url)
+    if isinstance(error, OSError) and error.strerror:
+        return '{}: {}'.format(base_url, error.strerror)
+    return 'cannot use {}: {}'.format(base_url, type(error).__name__)
 
 
 def image_reference(url):
@@ -80,15 +132,18 @@ class Engine:
     def _client(self):
         with self._lock:
             if self._api is None:
-                try:
-                    api = docker.APIClient(base_url=self.conf['base_url'], tls=tls_config(self.conf.get('tls')),
-                                           timeout=self.api_timeout_s, version='auto', max_pool_size=32)
-                except (docker.errors.DockerException, requests.RequestException) as e:
-                    raise EngineError('cannot connect to {}: {}'.format(self.conf['base_url'], e))
-                api.trust_env = False  # REQUESTS_CA_BUNDLE would silently replace the node's CA
+                base_url = self.conf['base_url']
                 tls = self.conf.get('tls') or {}
-                if tls and tls.get('assert_hostname') is False:
-                    api.mount('https://', _NoHostnameCheckAdapter(pool_maxsize=32))
+                try:
+                    api = docker.APIClient(base_url=base_url, tls=tls_config(tls), timeout=self.api_timeout_s,
+                                           version=MIN_API_VERSION, max_pool_size=32)
+                    api.trust_env = False  # REQUESTS_CA_BUNDLE would silently replace the node's CA
+                    if tls.get('assert_hostname') is False or isinstance(tls.get('assert_hostname'), str):
+                        api.mount('https://', _HostnameCheckAdapter(tls['assert_hostname'], pool_maxsize=32))
+                    api._version = api._retrieve_server_version()  # with the TLS settings above, unlike 'auto'
+                except (docker.errors.DockerException, requests.RequestException, OSError) as e:
+                    raise EngineError('node {}: cannot connect: {}'.format(
+                        self.name, describe_connection_error(e, base_url, self.api_timeout_s)))
                 self._api = api
             return self._api
 
@@ -106,7 +161,8 @@ class Engine:
         except docker.errors.APIError:
             raise
         except (requests.RequestException, docker.errors.DockerException, OSError) as e:
-            raise EngineError('node {}: {} failed: {}'.format(self.name, what, type(e).__name__))
+            raise EngineError('node {}: {} failed: {}'.format(self.name, what, describe_connection_error(
+                e, self.conf['base_url'], self.api_timeout_s)))
 
     def info(self):
         """RAM (MiB), CPUs and identity of the engine."""
@@ -152,14 +208,15 @@ class Engine:
     # --- containers -------------------------------------------------------------------------------------------
     def create_container(self, name, image, entrypoint, labels, ram_mib, environment=None, network=None,
                          gpu_ids=(), user=None):
+        gpu_access = self.conf.get('hardware', {}).get('gpu_access', GPU_ACCESS_DEVICE_REQUEST)
+
         def create(api):
             host_config = api.create_host_config(
-                mem_limit='{}m'.format(ram_mib), memswap_limit='{}m'.format(ram_mib),
-                network_mode=network, device_requests=_gpu_requests(gpu_ids),
+                mem_limit='{}m'.format(ram_mib), memswap_limit='{}m'.format(ram_mib), network_mode=network,
+                device_requests=_gpu_requests(gpu_ids) if gpu_access == GPU_ACCESS_DEVICE_REQUEST else None,
                 security_opt=['no-new-privileges'])
             env = dict(environment or {})
-            if gpu_ids:
-                env['NVIDIA_VISIBLE_DEVICES'] = ','.join(str(i) for i in gpu_ids)
+            env['NVIDIA_VISIBLE_DEVICES'] = ','.join(str(i) for i in gpu_ids) if gpu_ids else 'void'
             return api.create_container(image, entrypoint=entrypoint, command=[], name=name, labels=labels,
                                         environment=env, host_config=host_config, user=user)['Id']
         return self._call('create container', create)
@@ -187,6 +244,27 @@ class Engine:
             self._call('remove', lambda api: api.remove_container(container_id, force=True))
         except docker.errors.NotFound:
             pass
+
+    def find_batch_container(self, batch_id, attempt):
+        """{id, state} of the container of one attempt of a batch, or None."""
+        containers = self._call('list', lambda api: api.containers(all=True, filters={'label': [
+            '{}={}'.format(BATCH_LABEL, batch_id), '{}={}'.format(ATTEMPT_LABEL, attempt)]}))
+        return {'id': containers[0]['Id'], 'state': containers[0]['State']} if containers else None
+
+    def stderr_contains(self, container_id, needle):
+        """Follow the container's stderr until `needle` (bytes) shows: True; False when the container ended
+        without it; None when the engine sent nothing for api_timeout_seconds (call again to go on waiting)."""
+        tail = b''
+        try:
+            for chunk in self._client().logs(container_id, stream=True, follow=True, stdout=False, stderr=True):
+                tail = (tail + chunk)[-(len(needle) + 65536):]
+                if needle in tail:
+                    return True
+        except docker.errors.NotFound:
+            return False
+        except (requests.RequestException, OSError):
+            return None
+        return False
 
     def batch_containers(self):
         """Every container of this agency on the node: [{id, batchId, attempt, running}]."""

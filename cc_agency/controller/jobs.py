@@ -3,6 +3,14 @@
 The job file holds the batch's connector secrets (with `_`-prefixes removed, as connectors expect them); it only
 ever exists inside the archive sent to the engine and inside the running container, which the agent deletes
 after reading it.
+
+Connector checks (`cli-version` of each connector, `*-validate` of each access) cost a process each (~0.2 CPU-s
+for a Python connector), as much as the transfers themselves. They are run once per experiment and image: the
+agent prints `CHECKS_PASSED_LINE` on stderr once they passed, the controller records the checks that passed on the
+experiment (`connectorChecksPassed`: "image|command|mode" entries), and a later batch of the experiment whose
+checks are all recorded runs without them. Its own access data is then checked by the connector's receive or send
+step itself, which reports the same problems. A failed check is a permanent failure of the batch (the image or the
+access data is wrong; another attempt cannot help).
 """
 import io
 import json
@@ -18,8 +26,66 @@ ENTRYPOINT = ['python3', AGENT_PATH, JOB_PATH]
 MAX_OUTPUT_BYTES = 1024 * 1024
 
 
+CHECKS_PASSED_LINE = b'cc-agent: connector checks passed'
+CONNECTOR_CHECKS_FAILED = 'failed'
+_PATH_TYPES = ('File', 'Directory')
+
+
+def _validate_mode(direction, path_object):
+    """The connector's `*-validate` mode for an input or output (as the agent chooses it)."""
+    path_class = path_object.get('class')
+    if direction == 'input':
+        if (path_object.get('connector') or {}).get('mount'):
+            return 'mount-dir-validate'
+        return 'receive-dir-validate' if path_class == 'Directory' else 'receive-file-validate'
+    return 'send-dir-validate' if path_class == 'Directory' else 'send-file-validate'
+
+
+def connector_check_entries(batch, image_url):
+    """The checks the agent runs for this batch, as sorted "image|command|mode" strings (pure)."""
+    entries = set()
+    for direction, values in (('input', batch.get('inputs') or {}), ('output', batch.get('outputs') or {})):
+        for value in values.values():
+            for item in value if isinstance(value, list) else [value]:
+                connector = item.get('connector') if isinstance(item, dict) else None
+                if isinstance(connector, dict) and isinstance(connector.get('command'), str):
+                    for mode in ('cli-version', _validate_mode(direction, item)):
+                        entries.add('{}|{}|{}'.format(image_url, connector['command'], mode))
+    return sorted(entries)
+
+
+def _image_url(experiment):
+    return experiment['container']['settings']['image']['url']
+
+
+def connector_checks_needed(batch, experiment):
+    """Whether this batch's container must run connector checks: not all of them passed before (pure)."""
+    if experiment.get('disableConnectorValidation'):
+        return False
+    passed = set(experiment.get('connectorChecksPassed') or ())
+    return not set(connector_check_entries(batch, _image_url(experiment))).issubset(passed)
+
+
+def _uses_connectors(cli):
+    types = [str(spec.get('type')) for spec in (cli.get('inputs') or {}).values() if isinstance(spec, dict)]
+    return any(path_type in type_name for type_name in types for path_type in _PATH_TYPES) or bool(cli.get('outputs'))
+
+
+def connector_checks_pending(experiment):
+    """Whether the experiment's batches check connectors and none has passed yet: then one batch checks for all
+    (the scheduler runs one at a time until then). Needs the fields of scheduler.EXPERIMENT_PROJECTION (pure)."""
+    return (not experiment.get('disableConnectorValidation') and not experiment.get('connectorChecksPassed')
+            and _uses_connectors(experiment.get('cli') or {}))
+
+
+def agent_failure_is_permanent(result):
+    """A failed connector check (wrong connector version, invalid access data) fails the batch for good."""
+    return bool(result) and result.get('connectorChecks') == CONNECTOR_CHECKS_FAILED
+
+
 def job_file(batch, experiment, validate_connectors=True):
     """The job the agent runs: CLI, inputs and outputs with usable access data, options."""
+    validate_connectors = validate_connectors and connector_checks_needed(batch, experiment)
     usable = usable_batch_access({'inputs': batch['inputs'], 'outputs': batch['outputs']})
     return {
         'batchId': str(batch['_id']),

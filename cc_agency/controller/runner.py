@@ -62,7 +62,8 @@ def outcome_from_exit(result, exit_code, oom_killed, ram_mib, container_stderr):
             reasons.append('container stderr: {}'.format(_tail(container_stderr.strip())))
         raise AttemptFailed(reasons)
     if result['state'] != SUCCEEDED:
-        raise AttemptFailed(result.get('debugInfo') or ['the agent reported failure'], ccagent=result)
+        raise AttemptFailed(result.get('debugInfo') or ['the agent reported failure'],
+                            permanent=jobs.agent_failure_is_permanent(result), ccagent=result)
     return result
 
 

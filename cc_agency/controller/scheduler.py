@@ -1,22 +1,41 @@
-"""One scheduling pass: read the queue once, place in memory, write each decision as a compare-and-set.
+"""One scheduling pass: read what can be decided now, oldest first, place it in memory, write each decision as a CAS.
 
-Database work per pass: one read of the batches that hold resources, one read of a window of the queue (indexed
-on state + registration time, projected to what placement needs), one read of those batches' experiments, then
-one conditional update per decision. Nothing is claimed with a scan-and-modify over the whole queue.
+The database work of a pass is proportional to what the pass decides, not to the length of the queue:
+1. one read of the batches that hold resources (scheduled, processing), projected to what placement needs;
+2. the queue in pages, oldest first (keyset on registrationTime, _id). Each page asks only for batches that can be
+   decided now: those that fit the largest free RAM and the most free GPUs of one node, and those that no node
+   could ever hold (they fail at once); never those of experiments already found blocked in this pass (at their
+   batchConcurrencyLimit, not fully registered). A page holds at most as many batches as the free RAM could
+   take, so a pass reads about what it places; it reads nothing when no node has room for the smallest batch;
+3. one read of the experiments of a page that were not seen yet in this pass;
+4. one conditional update per decision, then the attempt is launched.
+
+Connector checks run once per experiment and image (see jobs.py): while an experiment that uses connectors has
+no check recorded, it runs one batch at a time, and `connector_checks` watches that batch's container for the
+agent's "checks passed" line, so the rest of the experiment starts as soon as the first checks passed, without
+checks of its own.
 """
 import logging
+from collections import Counter
 
 from bson import ObjectId
 
 from cc_agency import transitions
-from cc_agency.controller.placement import BatchRequest, Gpu, NodeCapacity, place
+from cc_agency.controller import connector_checks, jobs
+from cc_agency.controller.placement import BatchRequest, Gpu, NodeCapacity, Placement, Placer, Unplaceable
 from cc_agency.db import BATCHES, EXPERIMENTS, now
+from cc_agency.red import MIN_RAM_MIB
 from cc_agency.states import ACTIVE_STATES, FAILED, REGISTERED, SCHEDULED
 
 log = logging.getLogger(__name__)
 
-QUEUE_WINDOW = 1000  # queued batches considered per pass, oldest first
+PAGE_LIMIT = 1000  # most queued batches read in one round trip
 INCOMPLETE_REGISTRATION_TTL_S = 300
+QUEUE_ORDER = [('registrationTime', 1), ('_id', 1)]
+QUEUE_PROJECTION = {'experimentId': 1, 'requirements': 1, 'attempts': 1, 'registrationTime': 1}
+EXPERIMENT_PROJECTION = {'registrationComplete': 1, 'execution.settings.batchConcurrencyLimit': 1,
+                         'disableConnectorValidation': 1, 'connectorChecksPassed': 1, 'cli.inputs': 1,
+                         'cli.outputs': 1}
 
 
 def node_capacities(node_status, active_batches):
@@ -35,47 +54,130 @@ def node_capacities(node_status, active_batches):
     return capacities
 
 
-def schedule_pass(controller):
-    """Place what can be placed now; returns the number of batches scheduled."""
-    db = controller.db
-    active = list(db[BATCHES].find({'state': {'$in': list(ACTIVE_STATES)}},
-                                   {'node': 1, 'requirements': 1, 'usedGPUs': 1, 'experimentId': 1}))
-    capacities = node_capacities(controller.node_status(), active)
-    queue = list(db[BATCHES].find({'state': REGISTERED}, {'experimentId': 1, 'requirements': 1, 'attempts': 1})
-                 .sort([('registrationTime', 1), ('_id', 1)]).limit(QUEUE_WINDOW))
-    if not queue or not capacities:
-        return 0
-    experiment_ids = {batch['experimentId'] for batch in queue}
-    experiments = {str(doc['_id']): doc for doc in db[EXPERIMENTS].find(
-        {'_id': {'$in': [ObjectId(i) for i in experiment_ids]}},
-        {'registrationComplete': 1, 'execution.settings.batchConcurrencyLimit': 1})}
+def concurrency_limit(experiment):
+    """How many batches of the experiment may be scheduled or processing at once (None: no limit)."""
+    limit = experiment.get('execution', {}).get('settings', {}).get('batchConcurrencyLimit')
+    if jobs.connector_checks_pending(experiment):
+        limit = 1  # the first batch checks the connectors for all others
+    return limit
 
-    concurrency = {}
-    for experiment_id, experiment in experiments.items():
-        limit = experiment.get('execution', {}).get('settings', {}).get('batchConcurrencyLimit')
-        if limit:
-            concurrency[experiment_id] = [limit, sum(1 for b in active if b['experimentId'] == experiment_id)]
 
-    by_id = {batch['_id']: batch for batch in queue}
-    requests = [BatchRequest(batch['_id'], batch['experimentId'], batch['requirements']['ramMiB'],
-                             tuple(batch['requirements'].get('gpuVramMiB') or ()))
-                for batch in queue if experiments.get(batch['experimentId'], {}).get('registrationComplete')]
-    placements, unplaceable = place(requests, list(capacities.values()), controller.strategy, concurrency)
+def queue_filter(placer, blocked_experiment_ids, after=None):
+    """The query for the queued batches that can be decided now, after the keyset `after` (pure).
 
-    for item in unplaceable:
-        batch = db[BATCHES].find_one({'_id': item.batch_id}, {'inputs': 1, 'outputs': 1, 'state': 1, 'experimentId': 1})
-        if batch and batch['state'] == REGISTERED:
-            transitions.transition(db, batch, FAILED, debug_info=['no node can ever run this batch: ' + item.reason])
-    scheduled = 0
-    for placement in placements:
-        batch = by_id[placement.batch_id]
+    A batch can be decided when it fits the room left on one node (RAM, number of free GPUs) or when it is larger
+    than anything a node has (it fails). `placer` sorts out the rest (which GPUs, which node) in memory.
+    """
+    nodes = placer.nodes
+    most_gpus = max((len(node.gpus) for node in nodes), default=0)
+    vrams = [gpu.vram_mib for node in nodes for gpu in node.gpus]
+    fits_now = {'requirements.ramMiB': {'$lte': placer.max_free_ram_mib()},
+                'requirements.gpuVramMiB.{}'.format(placer.max_free_gpu_count()): {'$exists': False}}
+    never_fits = [{'requirements.ramMiB': {'$gt': max(node.ram_mib for node in nodes)}},
+                  {'requirements.gpuVramMiB.{}'.format(most_gpus): {'$exists': True}}]
+    if vrams:
+        never_fits.append({'requirements.gpuVramMiB': {'$gt': max(vrams)}})
+    clauses = [{'$or': [fits_now] + never_fits}]
+    if after is not None:
+        registration_time, batch_id = after
+        clauses.append({'$or': [{'registrationTime': {'$gt': registration_time}},
+                                {'registrationTime': registration_time, '_id': {'$gt': batch_id}}]})
+    query = {'state': REGISTERED, '$and': clauses}
+    if blocked_experiment_ids:
+        query['experimentId'] = {'$nin': sorted(blocked_experiment_ids)}
+    return query
+
+
+def page_limit(placer):
+    """At most as many batches as the free RAM of the online nodes could take (each needs >= MIN_RAM_MIB)."""
+    slots = sum(node.free_ram_mib // MIN_RAM_MIB for node in placer.nodes if node.online and node.free_ram_mib > 0)
+    return max(1, min(PAGE_LIMIT, slots))
+
+
+class SchedulePass:
+    """The state of one pass; `run()` returns the number of batches scheduled."""
+
+    def __init__(self, controller):
+        self.controller = controller
+        self.db = controller.db
+        self.experiments = {}  # experiment id -> projected document (None: gone)
+        self.blocked = set()  # experiments none of whose batches can be placed in this pass
+        self.scheduled = 0
+        self.placer = None
+        self.active_per_experiment = Counter()
+
+    def run(self):
+        active = list(self.db[BATCHES].find({'state': {'$in': list(ACTIVE_STATES)}},
+                                            {'node': 1, 'requirements': 1, 'usedGPUs': 1, 'experimentId': 1}))
+        capacities = node_capacities(self.controller.node_status(), active)
+        if not capacities:
+            return 0
+        self.active_per_experiment = Counter(batch['experimentId'] for batch in active)
+        self.placer = Placer(capacities.values(), self.controller.strategy, concurrency={})
+        after = None
+        while self.placer.max_free_ram_mib() >= MIN_RAM_MIB:
+            limit = page_limit(self.placer)
+            page = list(self.db[BATCHES].find(queue_filter(self.placer, self.blocked, after), QUEUE_PROJECTION)
+                        .sort(QUEUE_ORDER).limit(limit))
+            self._load_experiments({batch['experimentId'] for batch in page})
+            for batch in page:
+                self._decide(batch)
+            if len(page) < limit:
+                break
+            after = (page[-1]['registrationTime'], page[-1]['_id'])
+        return self.scheduled
+
+    def _load_experiments(self, experiment_ids):
+        missing = [i for i in experiment_ids if i not in self.experiments]
+        if not missing:
+            return
+        found = {str(doc['_id']): doc for doc in self.db[EXPERIMENTS].find(
+            {'_id': {'$in': [ObjectId(i) for i in missing]}}, EXPERIMENT_PROJECTION)}
+        for experiment_id in missing:
+            self.experiments[experiment_id] = found.get(experiment_id)
+
+    def _decide(self, batch):
+        experiment_id = batch['experimentId']
+        if experiment_id in self.blocked:
+            return
+        experiment = self.experiments.get(experiment_id)
+        if experiment is None or not experiment.get('registrationComplete'):
+            self.blocked.add(experiment_id)  # being registered, or removed by the janitor
+            return
+        if experiment_id not in self.placer.concurrency:
+            limit = concurrency_limit(experiment)
+            if limit is not None:
+                self.placer.concurrency[experiment_id] = [limit, self.active_per_experiment[experiment_id]]
+        requirements = batch['requirements']
+        decision = self.placer.place(BatchRequest(batch['_id'], experiment_id, requirements['ramMiB'],
+                                                  tuple(requirements.get('gpuVramMiB') or ())))
+        if isinstance(decision, Placement):
+            self._schedule(batch, decision, experiment)
+        elif isinstance(decision, Unplaceable):
+            self._fail(batch, decision.reason)
+        elif self.placer.at_limit(experiment_id):
+            self.blocked.add(experiment_id)
+
+    def _schedule(self, batch, placement, experiment):
         attempt = batch.get('attempts', 0) + 1
-        if transitions.transition(db, {'_id': batch['_id'], 'state': REGISTERED}, SCHEDULED, node=placement.node,
+        if transitions.transition(self.db, {'_id': batch['_id'], 'state': REGISTERED}, SCHEDULED, node=placement.node,
                                   set_fields={'usedGPUs': list(placement.gpu_ids) or None},
                                   inc_fields={'attempts': 1}, match={'attempts': attempt - 1}):
-            controller.launch(batch['_id'], placement.node, attempt, placement.gpu_ids)
-            scheduled += 1
-    return scheduled
+            self.controller.launch(batch['_id'], placement.node, attempt, placement.gpu_ids)
+            if jobs.connector_checks_pending(experiment):
+                connector_checks.watch(self.controller, batch['_id'], attempt, placement.node)
+            self.scheduled += 1
+        # else: cancelled meanwhile; what the placer holds for it is given back by the next pass
+
+    def _fail(self, batch, reason):
+        full = self.db[BATCHES].find_one({'_id': batch['_id']}, {'inputs': 1, 'outputs': 1, 'state': 1})
+        if full and full['state'] == REGISTERED:
+            transitions.transition(self.db, full, FAILED, debug_info=['no node can ever run this batch: ' + reason])
+
+
+def schedule_pass(controller):
+    """Place what can be placed now; returns the number of batches scheduled."""
+    return SchedulePass(controller).run()
 
 
 def remove_incomplete_registrations(db):

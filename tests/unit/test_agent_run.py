@@ -156,7 +156,8 @@ def run_agent(sandbox, job, python=sys.executable, job_bytes=None):
     stdout_text = completed.stdout.decode('ascii')
     assert stdout_text.count('\n') == 1, 'exactly one JSON document on stdout: {!r}'.format(stdout_text)
     result = json.loads(stdout_text)
-    assert set(result) == {'state', 'command', 'process', 'inputs', 'outputs', 'debugInfo', 'stdout', 'stderr'}
+    assert set(result) == {'state', 'command', 'process', 'inputs', 'outputs', 'connectorChecks', 'debugInfo', 'stdout',
+                           'stderr'}
     assert os.listdir(str(sandbox['privateTmp'])) == [], 'private files must be removed'
     assert SECRET_PASSWORD not in stdout_text
     return completed, result

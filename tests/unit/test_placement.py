@@ -1,7 +1,10 @@
 """Placement core: table tests of filter/score/pick and properties over random arrivals and completions."""
 from hypothesis import given, settings, strategies as st
 
-from cc_agency.controller.placement import (BINPACK, SPREAD, BatchRequest, Gpu, NodeCapacity, match_gpus, place)
+import copy
+
+from cc_agency.controller.placement import (BINPACK, SPREAD, BatchRequest, Gpu, NodeCapacity, Placement, Placer,
+                                            Unplaceable, fits_now, match_gpus, never_fit_reason, place, score)
 
 
 def nodes(*spec):
@@ -63,6 +66,31 @@ def test_concurrency_limit():
                       SPREAD, limits)
     assert [p.batch_id for p in placed] == [0, 9]
     assert limits['e'] == [2, 2]
+
+
+def test_binpack_also_keeps_gpu_nodes_as_a_fallback():
+    cluster = nodes(('gpu', 8192, 7000, [(0, 1024)]), ('cpu', 4096, 0, ()))
+    placed, _ = place([req(1, 512), req(2, 1024, [512])], cluster, BINPACK)
+    assert [(p.node, p.gpu_ids) for p in placed] == [('cpu', ()), ('gpu', (0,))]
+
+
+def test_a_batch_without_gpus_takes_a_gpu_node_when_no_other_node_has_room():
+    cluster = nodes(('gpu', 8192, 0, [(0, 1024)]), ('cpu', 2048, 1900, ()))
+    assert [p.node for p in place([req(1, 512)], cluster, SPREAD)[0]] == ['gpu']
+
+
+def test_placer_streams_requests_and_reports_the_room_left():
+    cluster = nodes(('a', 2048, 0, [(0, 1024), (1, 1024)]), ('b', 1024, 0, ()))
+    placer = Placer(cluster, SPREAD, {'limited': [1, 0]})
+    assert placer.max_free_ram_mib() == 2048 and placer.max_free_gpu_count() == 2
+    assert placer.place(req(1, 1024, [512])) == Placement(1, 'a', (0,))
+    assert placer.max_free_ram_mib() == 1024 and placer.max_free_gpu_count() == 1
+    assert placer.place(req(2, 512, experiment='limited')) == Placement(2, 'b', ())
+    assert placer.place(req(3, 256, experiment='limited')) is None  # its experiment is at its limit
+    assert placer.place(req(4, 4096)) == Unplaceable(4, 'needs 4096 MiB RAM, but the largest node has 2048 MiB')
+    assert placer.place(req(5, 1024, [512, 512])) is None  # only one GPU left
+    assert placer.place(req(6, 1024, [512])) == Placement(6, 'a', (1,))
+    assert placer.max_free_ram_mib() == 512 and placer.max_free_gpu_count() == 0
 
 
 def test_offline_nodes_take_nothing():
@@ -129,3 +157,49 @@ def test_strategy_order(rams, size, strategy):
     best = max(feasible.values()) if strategy == SPREAD else min(feasible.values())
     assert frees[placed[0].node] == best
     assert placed[0].node == min(name for name, free in feasible.items() if free == best)
+
+
+def place_by_definition(requests, cluster, strategy, concurrency):
+    """The placement rules written as plainly as possible (every node scored for every batch): the oracle."""
+    placements, unplaceable = [], []
+    for request in requests:
+        reason = never_fit_reason(cluster, request)
+        if reason:
+            unplaceable.append(Unplaceable(request.batch_id, reason))
+            continue
+        limit = concurrency.get(request.experiment_id)
+        if limit is not None and limit[1] >= limit[0]:
+            continue
+        feasible = [(score(node, request, strategy), node, fits_now(node, request)) for node in cluster]
+        feasible = [(key, node, gpu_ids) for key, node, gpu_ids in feasible if gpu_ids is not None]
+        if feasible:
+            _, node, gpu_ids = min(feasible, key=lambda item: item[0])
+            node.hold(request, gpu_ids)
+            if limit is not None:
+                limit[1] += 1
+            placements.append(Placement(request.batch_id, node.name, gpu_ids))
+    return placements, unplaceable
+
+
+cluster_specs = st.lists(st.tuples(st.integers(0, 8192), st.integers(0, 4096),
+                                   st.lists(st.sampled_from([0, 1024, 2048, 4096]), max_size=3), st.booleans()),
+                         min_size=0, max_size=6)
+request_specs = st.lists(st.tuples(st.sampled_from([256, 512, 1024, 3000, 4096, 9000]),
+                                   st.lists(st.sampled_from([0, 1024, 3000, 5000]), max_size=3),
+                                   st.sampled_from(['e1', 'e2', 'e3'])), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(cluster_specs, request_specs, st.sampled_from([SPREAD, BINPACK]), st.integers(1, 4))
+def test_indexed_placement_decides_exactly_as_the_definition(specs, request_list, strategy, limit):
+    cluster = [NodeCapacity('n{}'.format(i), ram, min(used, ram), gpus=[Gpu(g, v) for g, v in enumerate(vrams)],
+                            online=online)
+               for i, (ram, used, vrams, online) in enumerate(specs)]
+    requests = [BatchRequest(i, experiment, ram, tuple(gpus)) for i, (ram, gpus, experiment) in enumerate(request_list)]
+    expected_cluster = copy.deepcopy(cluster)
+    expected = place_by_definition(requests, expected_cluster, strategy, {'e2': [limit, 0]})
+    got = place(requests, cluster, strategy, {'e2': [limit, 0]})
+    assert got[0] == expected[0]
+    assert sorted(got[1]) == sorted(expected[1])
+    assert [(n.used_ram_mib, n.used_gpu_ids) for n in cluster] == \
+        [(n.used_ram_mib, n.used_gpu_ids) for n in expected_cluster]
