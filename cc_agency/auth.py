@@ -15,8 +15,12 @@ import pymongo
 from cc_agency.db import USERS, TOKENS, LOGIN_FAILURES, now
 
 TOKEN_BYTES = 32
-# checked against when the user does not exist, so a wrong username costs as long as a wrong password
-_DUMMY_HASH = bcrypt.hashpw(b'not a password', bcrypt.gensalt(4))
+MAX_PASSWORD_BYTES = 72  # bcrypt's limit: longer passwords are refused, not silently cut
+_dummy_hashes = {}  # rounds -> a hash to check against when the user does not exist
+
+
+class PasswordError(ValueError):
+    """A password that cannot be used (empty or longer than bcrypt allows)."""
 
 
 class AuthResult:
@@ -27,8 +31,30 @@ class AuthResult:
         self.blocked_for_s = blocked_for_s
 
 
+def check_password_usable(password):
+    if not password:
+        raise PasswordError('the password must not be empty')
+    if len(password.encode('utf-8')) > MAX_PASSWORD_BYTES:
+        raise PasswordError('the password must not be longer than {} bytes (UTF-8)'.format(MAX_PASSWORD_BYTES))
+
+
 def hash_password(password, rounds=12):
+    check_password_usable(password)
     return bcrypt.hashpw(password.encode('utf-8'), bcrypt.gensalt(rounds)).decode('ascii')
+
+
+def _dummy_hash(rounds):
+    """A hash of the configured cost, so that checking an unknown user takes as long as a wrong password."""
+    if rounds not in _dummy_hashes:
+        _dummy_hashes[rounds] = bcrypt.hashpw(b'not a password', bcrypt.gensalt(rounds))
+    return _dummy_hashes[rounds]
+
+
+def _password_matches(password, stored_hash):
+    """One bcrypt check, whatever the password; a password bcrypt cannot take never matches."""
+    candidate = password.encode('utf-8', 'surrogatepass')
+    usable = 0 < len(candidate) <= MAX_PASSWORD_BYTES
+    return bcrypt.checkpw(candidate if usable else b'', stored_hash) and usable
 
 
 def create_or_update_user(db, username, password, is_admin, rounds=12):
@@ -44,11 +70,13 @@ def create_or_update_user(db, username, password, is_admin, rounds=12):
 
 
 def _token_hash(token):
-    return hashlib.sha256(token.encode('utf-8')).hexdigest()
+    return hashlib.sha256(token.encode('utf-8', 'surrogatepass')).hexdigest()
 
 
 def issue_token(db, username, valid_for_s):
+    """A new random token; only its hash is stored. Expired tokens are removed on the way (indexed)."""
     token = token_source.token_urlsafe(TOKEN_BYTES)
+    db[TOKENS].delete_many({'expiresAt': {'$lt': now()}})
     db[TOKENS].insert_one({'tokenHash': _token_hash(token), 'username': username, 'expiresAt': now() + valid_for_s})
     return token
 
@@ -87,8 +115,8 @@ def authenticate_password(db, username, password, auth_conf):
     if blocked_for_s:
         return AuthResult(blocked_for_s=blocked_for_s)
     user = db[USERS].find_one({'username': username})
-    stored_hash = user['passwordHash'].encode('ascii') if user else _DUMMY_HASH
-    if bcrypt.checkpw(password.encode('utf-8'), stored_hash) and user is not None:
+    stored_hash = user['passwordHash'].encode('ascii') if user else _dummy_hash(auth_conf.get('bcrypt_rounds', 12))
+    if _password_matches(password, stored_hash) and user is not None:
         user.pop('passwordHash')
         return AuthResult(user)
     _record_failure(db, username, auth_conf)

@@ -53,11 +53,16 @@ def user_scope():
     return {} if g.user.get('isAdmin') else {'username': g.user['username']}
 
 
+def shown(value, limit=100):
+    """A client's value as quoted back in an error message: never the whole of a huge one."""
+    return value if len(value) <= limit else value[:limit] + '...'
+
+
 def object_id(value, name='id'):
     try:
         return ObjectId(value)
     except (InvalidId, TypeError):
-        raise bad_request('{} "{}" is not a valid id'.format(name, value))
+        raise bad_request('{} "{}" is not a valid id (24 hexadecimal digits)'.format(name, shown(value)))
 
 
 _TRUE = ('1', 'true', 'yes', 'on')
@@ -72,18 +77,18 @@ def bool_arg(name, default=False):
         return True
     if value.lower() in _FALSE:
         return False
-    raise bad_request('query parameter {}: "{}" is not a boolean (use true or false)'.format(name, value))
+    raise bad_request('query parameter {}: "{}" is not a boolean (use true or false)'.format(name, shown(value)))
 
 
-def int_arg(name, default, minimum=0, maximum=None):
+def int_arg(name, default, minimum=0, maximum=2 ** 31 - 1):
+    """An integer query parameter within bounds (MongoDB refuses numbers beyond 64 bits: never pass them on)."""
     value = request.args.get(name)
     if value is None:
         return default
     try:
         number = int(value)
     except ValueError:
-        raise bad_request('query parameter {}: "{}" is not an integer'.format(name, value))
-    if number < minimum or (maximum is not None and number > maximum):
-        bounds = 'between {} and {}'.format(minimum, maximum) if maximum is not None else '>= {}'.format(minimum)
-        raise bad_request('query parameter {}: must be {}'.format(name, bounds))
+        raise bad_request('query parameter {}: "{}" is not an integer'.format(name, shown(value)))
+    if not minimum <= number <= maximum:
+        raise bad_request('query parameter {}: must be between {} and {}'.format(name, minimum, maximum))
     return number

@@ -6,6 +6,7 @@ from flask import jsonify
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
+DATABASE_LOGIN_CODES = (13, 18)  # Unauthorized, AuthenticationFailed: the operator's database login is wrong
 
 
 class ApiError(Exception):
@@ -45,6 +46,14 @@ def register_error_handlers(app):
     def database_unreachable(error):
         log.warning('database unreachable: %s', type(error).__name__)
         return _json_error(503, 'the database is unreachable, try again later', {'Retry-After': '5'})
+
+    @app.errorhandler(pymongo.errors.OperationFailure)
+    def database_refused(error):
+        if error.code in DATABASE_LOGIN_CODES:
+            log.error('the database refuses the broker\'s login (mongo.username/password): %s', error)
+            return _json_error(503, 'the broker cannot use its database, try again later', {'Retry-After': '30'})
+        log.exception('database operation failed')
+        return _json_error(500, 'internal error')
 
     @app.errorhandler(Exception)
     def internal_error(error):

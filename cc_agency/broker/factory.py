@@ -1,12 +1,19 @@
 """The broker's app factory: configuration in, a Flask app with one blueprint per resource out."""
 import logging
+import time
 
+import pymongo.errors
 from flask import Flask
 
 from cc_agency.broker.errors import register_error_handlers
+from cc_agency.broker.indexes import ensure_broker_indexes
 from cc_agency.broker.wake import ControllerWaker
 from cc_agency.config import load_config
-from cc_agency.db import database, ensure_indexes
+from cc_agency.db import database
+
+log = logging.getLogger(__name__)
+MAX_BODY_BYTES = 64 * 1024 * 1024  # a RED of 10,000 batches is a few MB; anything far larger is refused (413)
+INDEX_RETRY_S = 10
 
 
 class Broker:
@@ -16,6 +23,21 @@ class Broker:
         self.conf = conf
         self.db = database(conf)
         self.waker = ControllerWaker(conf['controller']['external_url'])
+        self.indexes_ready = False
+        self._indexes_tried_at = None
+
+    def ensure_indexes(self):
+        """Create the indexes once; the database may come up after the broker, so a failure is retried at most
+        every INDEX_RETRY_S on a later request instead of failing the start."""
+        if self.indexes_ready or (self._indexes_tried_at is not None
+                                  and time.monotonic() - self._indexes_tried_at < INDEX_RETRY_S):
+            return
+        self._indexes_tried_at = time.monotonic()
+        try:
+            ensure_broker_indexes(self.db)
+            self.indexes_ready = True
+        except pymongo.errors.PyMongoError as e:
+            log.warning('could not ensure indexes now (%s), will retry', type(e).__name__)
 
 
 def create_app(conf=None, conf_path=None):
@@ -28,12 +50,12 @@ def create_app(conf=None, conf_path=None):
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     app = Flask('cc_agency.broker')
     app.json.sort_keys = False
-    app.extensions[EXTENSION] = Broker(conf)
+    app.config['MAX_CONTENT_LENGTH'] = MAX_BODY_BYTES
+    broker = Broker(conf)
+    app.extensions[EXTENSION] = broker
     register_error_handlers(app)
     for blueprint in ROUTE_BLUEPRINTS:
         app.register_blueprint(blueprint)
-    try:
-        ensure_indexes(app.extensions[EXTENSION].db)
-    except Exception as e:  # the database may come up after the broker; the controller creates them too
-        logging.getLogger(__name__).warning('could not ensure indexes now: %s', type(e).__name__)
+    app.before_request(broker.ensure_indexes)
+    broker.ensure_indexes()
     return app

@@ -1,13 +1,20 @@
-"""Query parameters shared by list and count endpoints: filters, skip, limit, order."""
+"""Query parameters shared by list and count endpoints: filters, skip, limit, order.
+
+Lists are sorted by registration time with `_id` as the tie-breaker (all batches of one experiment share their
+registration time), so `skip`/`limit` pages never overlap or miss a document. The indexes in
+`cc_agency.broker.indexes` cover this order for the unfiltered (admin) list and for a user's own list.
+"""
 import pymongo
 from flask import request
 
-from cc_agency.broker.context import bool_arg, int_arg, object_id, user_scope
+from cc_agency.broker.context import bool_arg, db, int_arg, object_id, shown, user_scope
 from cc_agency.broker.errors import bad_request
+from cc_agency.db import EXPERIMENTS
 from cc_agency.states import ALL_STATES
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+NOTHING = {'$in': []}  # a filter value no document matches
 
 
 def list_filter(allowed):
@@ -15,18 +22,33 @@ def list_filter(allowed):
     query = user_scope()
     if 'username' in allowed and request.args.get('username'):
         if 'username' in query and query['username'] != request.args['username']:
-            query['username'] = {'$in': []}  # a non-admin asking for someone else's work sees nothing
+            query['username'] = NOTHING  # a non-admin asking for someone else's work sees nothing
         else:
             query['username'] = request.args['username']
     if 'state' in allowed and request.args.get('state') is not None:
         state = request.args['state']
         if state not in ALL_STATES:
-            raise bad_request('query parameter state: "{}" is not one of {}'.format(state, ', '.join(ALL_STATES)))
+            raise bad_request('query parameter state: "{}" is not one of {}'.format(shown(state), ', '.join(ALL_STATES)))
         query['state'] = state
     if 'node' in allowed and request.args.get('node'):
         query['node'] = request.args['node']
     if 'experimentId' in allowed and request.args.get('experimentId') is not None:
         query['experimentId'] = str(object_id(request.args['experimentId'], 'experimentId'))
+    return query
+
+
+def hide_incomplete_registrations(query):
+    """Leave out batches of experiments whose registration is under way or broke off (the database went away
+    in the middle of POST /red): a request answered with an error must not show any of its batches. Such
+    experiments are few and short-lived (the controller removes broken ones), so this costs one small query."""
+    incomplete = [str(doc['_id']) for doc in db()[EXPERIMENTS].find({'registrationComplete': False}, {'_id': 1})]
+    if not incomplete:
+        return query
+    if 'experimentId' in query:
+        if query['experimentId'] in incomplete:
+            query['experimentId'] = NOTHING
+    else:
+        query['experimentId'] = {'$nin': incomplete}
     return query
 
 

@@ -36,8 +36,10 @@ def run(conf, args):
         raise CliError('the username must not be empty')
     if ':' in username:
         raise CliError('the username must not contain ":" (HTTP Basic separates it from the password with it)')
-    if not password:
-        raise CliError('the password must not be empty')
+    try:
+        auth.check_password_usable(password)
+    except auth.PasswordError as e:
+        raise CliError(str(e))
     db = database(conf)
     ensure_indexes(db)
     created = auth.create_or_update_user(db, username, password, is_admin, conf['broker']['auth']['bcrypt_rounds'])

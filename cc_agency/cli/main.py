@@ -18,13 +18,18 @@ COMMANDS = {
 }
 
 
+CONF_HELP = 'configuration file (default: $CC_AGENCY_CONF or ~/.config/cc-agency.yml)'
+
+
 def build_parser():
+    """`-c/--conf-file` is accepted before and after the command (`ccagency -c F cmd` and `ccagency cmd -c F`)."""
     parser = argparse.ArgumentParser(prog='ccagency', description='CC-Agency operator commands.')
+    parser.add_argument('-c', '--conf-file', metavar='CONF_FILE', help=CONF_HELP)
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
     for name, module in COMMANDS.items():
         sub = subparsers.add_parser(name, help=module.DESCRIPTION, description=module.DESCRIPTION)
-        sub.add_argument('-c', '--conf-file', metavar='CONF_FILE',
-                         help='configuration file (default: $CC_AGENCY_CONF or ~/.config/cc-agency.yml)')
+        # SUPPRESS: when not given after the command, the value given before it is kept
+        sub.add_argument('-c', '--conf-file', metavar='CONF_FILE', help=CONF_HELP, default=argparse.SUPPRESS)
         module.add_arguments(sub)
     return parser
 

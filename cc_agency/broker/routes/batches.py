@@ -5,7 +5,7 @@ from cc_agency import transitions
 from cc_agency.broker.context import broker, db, object_id, requires_auth, user_scope
 from cc_agency.broker.documents import batch_json
 from cc_agency.broker.errors import ApiError, not_found
-from cc_agency.broker.listing import find_page, list_filter
+from cc_agency.broker.listing import find_page, hide_incomplete_registrations, list_filter
 from cc_agency.db import BATCHES, BATCH_OUTPUT
 from cc_agency.states import CANCELLED, TERMINAL_STATES
 
@@ -25,13 +25,14 @@ def _find_batch(batch_id, projection=None):
 @blueprint.get('/batches')
 @requires_auth
 def list_batches():
-    return jsonify([batch_json(doc) for doc in find_page(db()[BATCHES], list_filter(FILTERS), LIST_PROJECTION)])
+    query = hide_incomplete_registrations(list_filter(FILTERS))
+    return jsonify([batch_json(doc) for doc in find_page(db()[BATCHES], query, LIST_PROJECTION)])
 
 
 @blueprint.get('/batches/count')
 @requires_auth
 def count_batches():
-    return jsonify({'count': db()[BATCHES].count_documents(list_filter(FILTERS))})
+    return jsonify({'count': db()[BATCHES].count_documents(hide_incomplete_registrations(list_filter(FILTERS)))})
 
 
 @blueprint.get('/batches/<batch_id>')
