@@ -491,7 +491,7 @@ def follow(experiment_id, password, timeout=600):
         time.sleep(0.5)
 
 
-def report(batches, seconds, password):
+def report(experiment_id, batches, seconds, password):
     import requests
     auth = (DEMO_USER, password)
     say('All {} batches ended in {:.1f} s:'.format(len(batches), seconds))
@@ -513,12 +513,13 @@ def report(batches, seconds, password):
     say('Outputs: {} (uploaded by red-connector-http to {}/outputs/)'.format(FILES_DIR / 'outputs', FILES_URL))
     print('''
     Try the REST API (password in {pw}):
-      curl -u {user}:$(cat {pw}) {url}/batches?experimentId=<id>
-      curl -u {user}:$(cat {pw}) {url}/batches/<batch id>/stdout
+      curl -u {user}:$(cat {pw}) '{url}/batches?experimentId={experiment}'
+      curl -u {user}:$(cat {pw}) {url}/batches/{batch}/stdout
     Submit the experiment again:  bash deploy/demo/demo.sh   (services keep running; only a new experiment)
     Logs and state:               {state}
     Stop everything the demo started:  bash deploy/demo/demo.sh stop
-'''.format(pw=PASSWORD_PATH, user=DEMO_USER, url=BROKER_URL, state=STATE), flush=True)
+'''.format(pw=PASSWORD_PATH, user=DEMO_USER, url=BROKER_URL, state=STATE, experiment=experiment_id,
+           batch=batches[0]['_id']), flush=True)
     return 0 if ok else 1
 
 
@@ -536,7 +537,7 @@ def start():
     say('Services ready in {:.1f} s'.format(time.monotonic() - t0))
     experiment_id = submit(password)
     batches, seconds = follow(experiment_id, password)
-    return report(batches, seconds, password)
+    return report(experiment_id, batches, seconds, password)
 
 
 def stop():
