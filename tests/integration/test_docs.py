@@ -1,0 +1,122 @@
+"""The examples of the docs, executed or checked against what they show.
+
+- docs/user-guide.md: its `yaml file=red.yml` block is the RED, its `bash` blocks run in order as one script
+  against a live agency (the demo's addresses replaced by the test's), its `faice exec` line runs on a terminal;
+- docs/operator-guide.md: every configuration block is accepted by the agency's own config check, the unit, ini
+  and site blocks are the files in deploy/, `ccagency --help` works as shown;
+- docs/rest-api.md: documents exactly the routes the broker has;
+- docs/architecture.md and the other pages: every `cc_agency/...` path they name exists;
+- README.md: starts with the demo command and the test command.
+"""
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.integration.test_faice import _run_on_pty, experiment_id_from, faice, faice_env  # noqa: F401 (fixture)
+from tests.services import FileServer
+from tests.services.images import TEST_IMAGE
+
+REPO = Path(__file__).resolve().parents[2]
+DOCS = REPO / 'docs'
+DEMO_BROKER = 'http://127.0.0.1:8080'
+DEMO_FILES = 'http://127.0.0.1:8081'
+
+
+def fenced_blocks(path):
+    """[(info string, text)] of the ``` fenced blocks of a markdown file, in order."""
+    blocks, info, lines = [], None, []
+    for line in Path(path).read_text().splitlines():
+        if info is None:
+            match = re.match(r'^```(.*)$', line)
+            if match:
+                info, lines = match.group(1).strip(), []
+        elif line.startswith('```'):
+            blocks.append((info, '\n'.join(lines) + '\n'))
+            info = None
+        else:
+            lines.append(line)
+    assert info is None, '{}: unclosed code block'.format(path)
+    return blocks
+
+
+def demo_module():
+    spec = importlib.util.spec_from_file_location('cc_demo', str(REPO / 'deploy' / 'demo' / 'demo.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ------------------------------------------------------------------------------------------------ user guide
+
+@pytest.fixture
+def guide_agency(make_agency, engine, engine_client):
+    """The demo's setting: user demo, image local/cc-demo:1, input texts on a file server."""
+    engine_client.api.tag(TEST_IMAGE, 'local/cc-demo', '1')
+    agency = make_agency({'local': {'base_url': engine.base_url, 'network': 'host'}})
+    agency.create_user('demo', 'demo-pw-1')
+    files = FileServer()
+    for name, text in demo_module().TEXTS:
+        files.add('/inputs/' + name, text + '\n')
+    with files:
+        yield agency, files
+
+
+def _localise(text, agency, files):
+    return text.replace(DEMO_BROKER, agency.url).replace(DEMO_FILES, files.base_url)
+
+
+def test_user_guide_examples_run(guide_agency, tmp_path):
+    agency, files = guide_agency
+    blocks = fenced_blocks(DOCS / 'user-guide.md')
+    [red_text] = [text for info, text in blocks if info == 'yaml file=red.yml']
+    red = yaml.safe_load(red_text)
+    assert red['execution']['settings']['access']['url'] == DEMO_BROKER
+    (tmp_path / 'red.yml').write_text(_localise(red_text, agency, files))
+    (tmp_path / '.cache' / 'demo').mkdir(parents=True)
+    (tmp_path / '.cache' / 'demo' / 'demo-password').write_text('demo-pw-1\n')
+
+    script = ['set -euo pipefail']
+    for info, text in blocks:
+        if info == 'bash':
+            script.append(_localise(text, agency, files))
+    assert len(script) >= 8, 'the user guide lost its examples'
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ['PATH'])
+    result = subprocess.run(['bash', '-c', '\n'.join(script)], cwd=str(tmp_path), env=env, capture_output=True,
+                            text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output + '\ncontroller log:\n' + agency.log('controller')[-3000:]
+
+    assert '{"status":"ok"}' in output and '"agencyVersion"' in output
+    assert '2 of 2 batches ended' in output
+    assert re.search(r'\d+ words; most common: \[', output), output      # a batch's stdout
+    assert output.rstrip().splitlines()[-2] == 'cancelled', output      # the cancel example
+    assert '{"message":"invalid RED: ' in output, output   # the error example
+    batches = yaml.safe_load((tmp_path / 'batches.json').read_text())
+    assert [b['state'] for b in batches] == ['succeeded', 'succeeded'], batches
+    counts = files.uploaded('/outputs/guide-zen.txt').decode().splitlines()
+    assert counts[:3] == ['6 is', '6 better', '6 than'], counts
+    assert files.uploaded('/outputs/guide-red.txt')
+
+
+def test_user_guide_faice_example_runs(faice, guide_agency, tmp_path):  # noqa: F811 (fixture)
+    agency, files = guide_agency
+    blocks = fenced_blocks(DOCS / 'user-guide.md')
+    [red_text] = [text for info, text in blocks if info == 'yaml file=red.yml']
+    (tmp_path / 'red.yml').write_text(_localise(red_text, agency, files))
+    [console] = [text for info, text in blocks if info == 'console' and '$ faice exec' in text]
+    command = re.search(r'^\$ (faice exec .*)$', console, re.M).group(1).split()
+    prompt = re.search(r'^(\w+) \(protected\):', console, re.M).group(1)
+
+    status, output = _run_on_pty([faice] + command[1:], faice_env(tmp_path), str(tmp_path),
+                                 [(re.escape(prompt) + r' \(protected\): ', 'demo-pw-1')])
+    assert status == 0, output
+    experiment_id = experiment_id_from(output)
+    session = agency.session('demo', 'demo-pw-1')
+    done = agency.wait_terminal(session, experiment_id, 2, timeout=120)
+    assert sorted(b['state'] for b in done) == ['succeeded', 'succeeded'], done
