@@ -1,0 +1,154 @@
+"""Chaos run (by hand, bounded in time): 300 batches while engines die and come back, the controller is killed
+twice and the database restarts once. Prints terminal / lost / double-run counts (goal: 300/300, 0, 0).
+
+Ground truth for double runs comes from the batches themselves: each command reports its start and end to a
+run-log HTTP server on loopback; two overlapping runs of one batch are a double run.
+
+    python3 benchmarks/chaos.py [--batches 300] [--timeout 600]
+"""
+import argparse
+import collections
+import http.server
+import os
+import sys
+import threading
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tests import reds  # noqa: E402
+from tests.services import DockerEngine, FileServer, MongoServer, load_images, stop_engines  # noqa: E402
+from tests.services.agency import Agency, agency_config  # noqa: E402
+
+# reports start and end to the run log, sleeps a little, writes its output
+SCRIPT = (
+    "import sys, time, urllib.request; a = sys.argv[1:]; log = a[2]; "
+    "urllib.request.urlopen(log + '/start', data=b'', timeout=10); time.sleep(1.5); "
+    "open('result.txt', 'w').write(open(a[0]).read()); "
+    "urllib.request.urlopen(log + '/end', data=b'', timeout=10)"
+)
+
+
+class RunLog(http.server.ThreadingHTTPServer):
+    """POST /<key>/start and /<key>/end, recorded with the time they arrived."""
+
+    def __init__(self):
+        self.events = collections.defaultdict(list)
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                _, key, what = self.path.split('/')
+                with server.lock:
+                    server.events[key].append((what, time.time()))
+                self.send_response(200)
+                self.send_header('Content-Length', '0')
+                self.end_headers()
+
+        super().__init__(('127.0.0.1', 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def double_runs(self):
+        """Keys whose runs overlapped in time (a start while another run of the same batch had not ended)."""
+        doubles = []
+        with self.lock:
+            for key, events in self.events.items():
+                open_runs = 0
+                for what, _ in sorted(events, key=lambda e: e[1]):
+                    open_runs += 1 if what == 'start' else -1
+                    if open_runs > 1:
+                        doubles.append(key)
+                        break
+        return doubles
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--batches', type=int, default=300)
+    parser.add_argument('--timeout', type=int, default=600)
+    args = parser.parse_args()
+    run_log = RunLog()
+    log_url = 'http://127.0.0.1:{}'.format(run_log.server_address[1])
+    engines = [DockerEngine(name='chaos1', extra_args=['--live-restore']),
+               DockerEngine(name='chaos2', extra_args=['--live-restore']),
+               DockerEngine(name='chaos3')]
+    with MongoServer() as mongo, FileServer() as files:
+        try:
+            for engine in engines:
+                engine.start()
+            clients = [engine.client() for engine in engines]
+            load_images(clients)
+            for client in clients:
+                client.close()
+            nodes = {'node{}'.format(i + 1): {'base_url': e.base_url, 'network': 'host'} for i, e in enumerate(engines)}
+            conf = agency_config(mongo, 'chaos_' + uuid.uuid4().hex[:8], nodes, attempts_to_fail=5)
+            with Agency(conf) as agency:
+                agency.create_user('chaos', 'chaos-pw')
+                session = agency.session('chaos', 'chaos-pw')
+                files.add('/files/in.txt', b'chaos')
+                batches = [reds.batch(files.base_url, name='in.txt', out='{}.out'.format(i), script=SCRIPT,
+                                      word='{}/{}'.format(log_url, i)) for i in range(args.batches)]
+                t0 = time.time()
+                experiment_id = session.post(agency.url + '/red', json=reds.red(batches)).json()['experimentId']
+
+                def at(seconds, what, action):
+                    time.sleep(max(0, t0 + seconds - time.time()))
+                    print('{:6.1f} s  {}'.format(time.time() - t0, what), flush=True)
+                    action()
+
+                at(5, 'kill -9 engine node1', engines[0].kill)
+                at(10, 'restart engine node1', engines[0].start)
+                at(15, 'kill -9 controller', lambda: agency.stop_controller(kill=True))
+                at(18, 'restart controller', agency.start_controller)
+                at(25, 'hang engine node2 (SIGSTOP)', engines[1].pause)
+                at(32, 'resume engine node2', engines[1].resume)
+                at(35, 'stop database', mongo.stop)
+                at(40, 'start database', mongo.start)
+                at(45, 'kill -9 controller', lambda: agency.stop_controller(kill=True))
+                at(47, 'restart controller', agency.start_controller)
+                at(50, 'kill -9 engine node3 (no live-restore: its containers die on restart)', engines[2].kill)
+                at(55, 'restart engine node3', engines[2].start)
+
+                session = agency.session('chaos', 'chaos-pw')
+                deadline = t0 + args.timeout
+                while time.time() < deadline:
+                    try:
+                        count = session.get(agency.url + '/batches/count', params={
+                            'experimentId': experiment_id, 'state': 'registered'}, timeout=10).json()['count']
+                        active = sum(session.get(agency.url + '/batches/count', params={
+                            'experimentId': experiment_id, 'state': s}, timeout=10).json()['count']
+                            for s in ('scheduled', 'processing'))
+                    except Exception:
+                        count = active = -1
+                    if count == 0 and active == 0:
+                        break
+                    time.sleep(1)
+                elapsed = time.time() - t0
+                states = collections.Counter()
+                attempts = collections.Counter()
+                for skip in range(0, args.batches, 1000):
+                    for batch in session.get(agency.url + '/batches', params={
+                            'experimentId': experiment_id, 'limit': 1000, 'skip': skip}).json():
+                        states[batch['state']] += 1
+                        attempts[batch['attempts']] += 1
+                terminal = states['succeeded'] + states['failed'] + states['cancelled']
+                uploads = sum(1 for i in range(args.batches) if files.uploaded('/uploads/{}.out'.format(i)))
+                print('elapsed {:.1f} s'.format(elapsed))
+                print('terminal {}/{} (succeeded {}, failed {}), lost {}, double runs {}'.format(
+                    terminal, args.batches, states['succeeded'], states['failed'], args.batches - terminal,
+                    len(run_log.double_runs())))
+                print('attempts per batch: {}'.format(dict(sorted(attempts.items()))))
+                print('outputs uploaded: {}/{}'.format(uploads, args.batches))
+        finally:
+            for engine in engines:
+                engine.resume()
+            stop_engines(engines)
+
+
+if __name__ == '__main__':
+    main()
