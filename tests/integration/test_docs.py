@@ -120,3 +120,95 @@ def test_user_guide_faice_example_runs(faice, guide_agency, tmp_path):  # noqa: 
     session = agency.session('demo', 'demo-pw-1')
     done = agency.wait_terminal(session, experiment_id, 2, timeout=120)
     assert sorted(b['state'] for b in done) == ['succeeded', 'succeeded'], done
+
+
+# ------------------------------------------------------------------------------------------------ operator guide
+
+def _deep_merge(base, extra):
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def test_operator_guide_files_are_the_deploy_files():
+    blocks = [(info, text) for info, text in fenced_blocks(DOCS / 'operator-guide.md') if 'file=' in info]
+    named = {info.split('file=', 1)[1].strip(): text for info, text in blocks}
+    assert set(named) == {'deploy/uwsgi/ccagency-broker.ini', 'deploy/systemd/ccagency-controller.service',
+                          'deploy/systemd/ccagency-broker.service', 'deploy/apache2/ccagency-broker.conf'}
+    for path, text in named.items():
+        assert text == (REPO / path).read_text(), '{} in docs/operator-guide.md differs from the file'.format(path)
+
+
+def test_operator_guide_configuration_blocks_are_accepted():
+    from cc_agency.config import check_config
+    example = yaml.safe_load((REPO / 'cc-agency.example.yml').read_text())
+    check_config(example)
+    blocks = [text for info, text in fenced_blocks(DOCS / 'operator-guide.md') if info == 'yaml']
+    assert len(blocks) >= 4
+    for text in blocks:
+        conf = yaml.safe_load(text)
+        if set(conf) != {'broker', 'controller', 'mongo'}:   # a part: shown on top of the full example
+            conf = _deep_merge(yaml.safe_load((REPO / 'cc-agency.example.yml').read_text()), conf)
+        check_config(conf)
+
+
+def test_operator_guide_config_error_example_is_what_the_controller_says(tmp_path):
+    guide = (DOCS / 'operator-guide.md').read_text()
+    [shown] = re.findall(r'`(ccagency-controller: config key [^`]+)`', guide)
+    conf = yaml.safe_load((REPO / 'cc-agency.example.yml').read_text())
+    conf['controller']['scheduling']['strategy'] = 'fastest'
+    (tmp_path / 'bad.yml').write_text(yaml.safe_dump(conf))
+    result = subprocess.run([sys.executable, '-m', 'cc_agency.controller.main', '-c', str(tmp_path / 'bad.yml')],
+                            capture_output=True, text=True, cwd=str(REPO), timeout=60)
+    assert result.returncode != 0 and result.stderr.strip() == shown, result.stderr
+
+
+def test_operator_guide_cli_help_works():
+    result = subprocess.run([sys.executable, '-m', 'cc_agency.cli.main', '--help'], capture_output=True, text=True,
+                            cwd=str(REPO), timeout=60)
+    assert result.returncode == 0
+    for command in ('create-db-user', 'create-broker-user', 'drop-db-collections'):
+        assert command in result.stdout
+        assert command in (DOCS / 'operator-guide.md').read_text()
+
+
+# ------------------------------------------------------------------------------------------------ REST reference
+
+def test_rest_reference_lists_exactly_the_brokers_routes():
+    from cc_agency.broker.factory import create_app
+    conf = yaml.safe_load((REPO / 'cc-agency.example.yml').read_text())
+    conf['mongo'] = {'host': '127.0.0.1', 'port': 9, 'db': 'unused'}   # never contacted here
+    app = create_app(conf)
+    routes = set()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == 'static':
+            continue
+        path = re.sub(r'<(?:\w+:)?(\w+)>', lambda m: '<id>' if m.group(1).endswith('_id') else m.group(0), rule.rule)
+        for method in rule.methods - {'HEAD', 'OPTIONS'}:
+            routes.add('{} {}'.format(method, path))
+    documented = set(re.findall(r'^## `([A-Z]+ /[^`]*)`$', (DOCS / 'rest-api.md').read_text(), re.M))
+    assert documented == routes, 'undocumented: {}; not in the broker: {}'.format(
+        sorted(routes - documented), sorted(documented - routes))
+
+
+# ------------------------------------------------------------------------------------------------ all pages
+
+def test_code_paths_named_in_the_docs_exist():
+    pages = [DOCS / name for name in ('architecture.md', 'operator-guide.md', 'user-guide.md', 'rest-api.md')]
+    pages.append(REPO / 'README.md')
+    for page in pages:
+        for path in set(re.findall(r'\b((?:cc_agency|deploy|tests|docs)/[\w./-]*\w)', page.read_text())):
+            assert (REPO / path).exists(), '{} names {}, which does not exist'.format(page.name, path)
+        for link in re.findall(r'\]\(([\w./-]+\.(?:md|yml|yaml))(?:#[\w-]+)?\)', page.read_text()):
+            assert (page.parent / link).exists(), '{} links to {}'.format(page.name, link)
+
+
+def test_readme_starts_with_the_demo_and_the_test_command():
+    lines = (REPO / 'README.md').read_text().splitlines()
+    assert lines[0].startswith('```')
+    assert lines[1].split('#')[0].strip() == 'bash deploy/demo/demo.sh'
+    assert lines[2].split('#')[0].strip() == 'python3 -m pytest'
+    assert 'python3 -m pytest' in (REPO / '.ci' / 'run').read_text()
