@@ -25,7 +25,7 @@ setup(
         'requests>=2.31',
     ],
     extras_require={
-        'test': ['pytest>=7', 'hypothesis>=6', 'requests>=2.31'],
+        'test': ['pytest>=7', 'hypothesis>=6', 'requests>=2.31', 'schemathesis>=4', 'openapi-spec-validator', 'pexpect'],
     },
     entry_points={
         'console_scripts': [

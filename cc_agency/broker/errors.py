@@ -52,7 +52,8 @@ def register_error_handlers(app):
         if error.code in DATABASE_LOGIN_CODES:
             log.error('the database refuses the broker\'s login (mongo.username/password): %s', error)
             return _json_error(503, 'the broker cannot use its database, try again later', {'Retry-After': '30'})
-        log.exception('database operation failed')
+        # never the error's text: a failed write carries the documents it wrote, secrets included
+        log.error('database operation failed: %s (code %s)', type(error).__name__, error.code)
         return _json_error(500, 'internal error')
 
     @app.errorhandler(Exception)

@@ -23,6 +23,7 @@ from cc_agency.states import REGISTERED
 log = logging.getLogger(__name__)
 blueprint = Blueprint('red', __name__)
 INSERT_CHUNK = 1000  # batches per insert_many: bounded request size, whatever the experiment's size
+TOO_LARGE_CODES = (10334, 17419, 17420)  # BSONObjectTooLarge and kin: a document beyond 16 MB
 
 
 def new_batch(experiment_id, username, registration_time, batch, requirements):
@@ -88,16 +89,26 @@ def register_red():
                 ordered=False,
             )
         database[EXPERIMENTS].update_one({'_id': experiment_id}, {'$set': {'registrationComplete': True}})
-    except (bson.errors.InvalidDocument, pymongo.errors.DocumentTooLarge) as e:
+    except (bson.errors.InvalidDocument, pymongo.errors.OperationFailure) as e:
         _discard(database, experiment_id)
-        raise ApiError(413, 'the RED cannot be stored: {} (a batch or the experiment without its batches must stay '
-                       'below 16 MB)'.format(type(e).__name__))
+        if isinstance(e, pymongo.errors.OperationFailure) and not _too_large(e):
+            raise
+        raise ApiError(413, 'the RED cannot be stored: a batch, or the experiment without its batches, is larger '
+                       'than a database document may be (16 MB)')
     except Exception:
         _discard(database, experiment_id)
         raise
     log.info('experiment %s registered by %s with %d batches', experiment_id, username, len(batches))
     broker().waker.wake()
     return jsonify({'experimentId': str(experiment_id)})
+
+
+def _too_large(error):
+    """Whether a failed write was refused for the size of a document (the server says so per document)."""
+    codes = {error.code}
+    if isinstance(error, pymongo.errors.BulkWriteError):
+        codes.update(write_error.get('code') for write_error in error.details.get('writeErrors', []))
+    return bool(codes.intersection(TOO_LARGE_CODES))
 
 
 def _discard(database, experiment_id):

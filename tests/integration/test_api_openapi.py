@@ -1,0 +1,109 @@
+"""docs/openapi.yaml against the broker: a valid OpenAPI 3 document, the same routes as the app serves, and a fuzz run
+(schemathesis, from the document) against a running broker: no answer >= 500, every status, content type and body
+as documented."""
+import os
+import re
+
+import pytest
+import requests
+import schemathesis
+import yaml
+from bson import ObjectId
+from hypothesis import HealthCheck, settings
+from openapi_spec_validator import validate
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
+                                               status_code_conformance)
+
+from cc_agency.broker.factory import create_app
+from tests.integration.api_support import broker  # noqa: F401 (fixture)
+
+SPEC_PATH = os.path.join(os.path.dirname(__file__), '..', '..', 'docs', 'openapi.yaml')
+IGNORED_METHODS = {'HEAD', 'OPTIONS'}
+
+
+def spec():
+    with open(SPEC_PATH) as f:
+        return yaml.safe_load(f)
+
+
+def documented_operations():
+    return {(method.upper(), path) for path, item in spec()['paths'].items()
+            for method in item if method in ('get', 'post', 'put', 'patch', 'delete')}
+
+
+def test_document_is_valid_openapi_3():
+    document = spec()
+    validate(document)
+    assert document['openapi'].startswith('3.')
+
+
+def test_every_route_is_documented_and_every_documented_route_is_served(broker):
+    app = create_app(broker.conf)
+    served = set()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == 'static':
+            continue
+        path = re.sub(r'<(?:[^:>]+:)?([^>]+)>', r'{\1}', rule.rule)
+        served.update((method, path) for method in rule.methods - IGNORED_METHODS)
+    assert served == documented_operations()
+
+
+@pytest.fixture(scope='module')
+def sample(broker):
+    """An admin's session and one of everything, so every documented operation can answer 200."""
+    admin = broker.user_session('admin', admin=True)
+    experiment_id = broker.submit(admin, batches=2)
+    first, second = [b['_id'] for b in broker.get(admin, '/batches', experimentId=experiment_id).json()]
+    broker.db['batch_output'].insert_one({'_id': ObjectId(first), 'stdout': 'o', 'stderr': 'e'})
+    return admin, {'experiment_id': experiment_id, 'batch_id': first, 'cancel_id': second}
+
+
+def test_every_documented_operation_answers_as_documented(broker, sample):
+    admin, ids = sample
+    document = spec()
+    for method, path in sorted(documented_operations()):
+        operation = document['paths'][path][method.lower()]
+        values = dict(ids, batch_id=ids['cancel_id'] if method == 'DELETE' else ids['batch_id'])
+        url = broker.url + path.format(**values)
+        if method == 'POST':
+            response = admin.post(url, json=operation['requestBody']['content']['application/json']['schema'].get(
+                'example') or document['components']['schemas']['Red']['example'], timeout=30)
+        else:
+            response = admin.request(method, url, timeout=30)
+        assert response.status_code == 200, (method, path, response.text)
+        documented = operation['responses']['200']
+        if '$ref' in documented:
+            documented = document['components']['responses'][documented['$ref'].split('/')[-1]]
+        [content_type] = documented['content']
+        assert response.headers['Content-Type'].split(';')[0] == content_type, (method, path)
+
+
+# ------------------------------------------------------------------------------------------------------- fuzzing
+
+schema = schemathesis.openapi.from_path(SPEC_PATH)
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+
+@pytest.fixture(scope='module')
+def fuzz_auth(broker):
+    """An admin's Bearer header (an admin sees everything, so generated ids reach the deepest code paths)."""
+    username = broker.new_user('fuzz', admin=True)
+    broker.submit(broker.session(username), batches=3)
+    return {'Authorization': 'Bearer ' + broker.token(username)}
+
+
+@schema.parametrize()
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+def test_fuzz_no_server_error_and_answers_as_documented(case, broker, fuzz_auth):
+    response = case.call(base_url=broker.url, headers=fuzz_auth, timeout=30)
+    case.validate_response(response, checks=CHECKS)
+
+
+def test_fuzz_without_credentials_is_always_401(broker):
+    """Every operation but liveness wants a login, whatever else the request holds."""
+    for method, path in documented_operations() - {('GET', '/')}:
+        response = requests.request(method, broker.url + path.format(experiment_id='0' * 24, batch_id='0' * 24),
+                                    timeout=10)
+        assert response.status_code == 401, (method, path)
