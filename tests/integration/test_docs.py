@@ -177,21 +177,36 @@ def test_operator_guide_cli_help_works():
 
 # ------------------------------------------------------------------------------------------------ REST reference
 
+def _route_key(method, path):
+    return '{} {}'.format(method.upper(), re.sub(r'[<{][^>}]*[>}]', '{}', path))
+
+
 def test_rest_reference_lists_exactly_the_brokers_routes():
     from cc_agency.broker.factory import create_app
     conf = yaml.safe_load((REPO / 'cc-agency.example.yml').read_text())
     conf['mongo'] = {'host': '127.0.0.1', 'port': 9, 'db': 'unused'}   # never contacted here
     app = create_app(conf)
-    routes = set()
-    for rule in app.url_map.iter_rules():
-        if rule.endpoint == 'static':
-            continue
-        path = re.sub(r'<(?:\w+:)?(\w+)>', lambda m: '<id>' if m.group(1).endswith('_id') else m.group(0), rule.rule)
-        for method in rule.methods - {'HEAD', 'OPTIONS'}:
-            routes.add('{} {}'.format(method, path))
-    documented = set(re.findall(r'^## `([A-Z]+ /[^`]*)`$', (DOCS / 'rest-api.md').read_text(), re.M))
+    routes = {_route_key(method, rule.rule) for rule in app.url_map.iter_rules() if rule.endpoint != 'static'
+              for method in rule.methods - {'HEAD', 'OPTIONS'}}
+    documented = {_route_key(*heading.split(' ', 1)) for heading in
+                  re.findall(r'^## `([A-Z]+ /[^`]*)`$', (DOCS / 'rest-api.md').read_text(), re.M)}
     assert documented == routes, 'undocumented: {}; not in the broker: {}'.format(
         sorted(routes - documented), sorted(documented - routes))
+
+
+def test_rest_reference_is_the_rendering_of_the_openapi_document():
+    """docs/rest-api.md is generated: `python3 deploy/tools/render_rest_api.py` after changing docs/openapi.yaml."""
+    spec = importlib.util.spec_from_file_location('render_rest_api', str(REPO / 'deploy' / 'tools' /
+                                                                        'render_rest_api.py'))
+    renderer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(renderer)
+    if (DOCS / 'openapi.yaml').exists():
+        assert (DOCS / 'rest-api.md').read_text() == renderer.render(), \
+            'docs/rest-api.md is out of date: run python3 deploy/tools/render_rest_api.py'
+        openapi = yaml.safe_load((DOCS / 'openapi.yaml').read_text())
+        assert openapi['openapi'].startswith('3.')
+    else:   # the hand-written reference of before the OpenAPI document
+        assert 'Written by hand' in (DOCS / 'rest-api.md').read_text()
 
 
 # ------------------------------------------------------------------------------------------------ all pages
@@ -202,7 +217,7 @@ def test_code_paths_named_in_the_docs_exist():
     for page in pages:
         for path in set(re.findall(r'\b((?:cc_agency|deploy|tests|docs)/[\w./-]*\w)', page.read_text())):
             assert (REPO / path).exists(), '{} names {}, which does not exist'.format(page.name, path)
-        for link in re.findall(r'\]\(([\w./-]+\.(?:md|yml|yaml))(?:#[\w-]+)?\)', page.read_text()):
+        for link in re.findall(r'\]\(([\w./-]+\.(?:md|yml))(?:#[\w-]+)?\)', page.read_text()):
             assert (page.parent / link).exists(), '{} links to {}'.format(page.name, link)
 
 
