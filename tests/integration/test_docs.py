@@ -30,8 +30,12 @@ DEMO_FILES = 'http://127.0.0.1:8081'
 
 def fenced_blocks(path):
     """[(info string, text)] of the ``` fenced blocks of a markdown file, in order."""
+    return fenced_blocks_of(Path(path).read_text(), path)
+
+
+def fenced_blocks_of(markdown, name='markdown'):
     blocks, info, lines = [], None, []
-    for line in Path(path).read_text().splitlines():
+    for line in markdown.splitlines():
         if info is None:
             match = re.match(r'^```(.*)$', line)
             if match:
@@ -41,7 +45,7 @@ def fenced_blocks(path):
             info = None
         else:
             lines.append(line)
-    assert info is None, '{}: unclosed code block'.format(path)
+    assert info is None, '{}: unclosed code block'.format(name)
     return blocks
 
 
@@ -173,6 +177,48 @@ def test_operator_guide_cli_help_works():
     for command in ('create-db-user', 'create-broker-user', 'drop-db-collections'):
         assert command in result.stdout
         assert command in (DOCS / 'operator-guide.md').read_text()
+
+
+def test_operator_guide_tls_example_works(make_agency, file_server, tmp_path):
+    """The openssl commands of "Engines over TLS" make a CA and certificates that a dockerd with --tlsverify and the
+    controller, configured as the guide shows (tls.verify, tls.client_cert, assert_hostname), work with."""
+    from tests import reds
+    from tests.services import DockerEngine, load_images
+    guide = (DOCS / 'operator-guide.md').read_text()
+    section = guide[guide.index('## 12. Engines over TLS'):guide.index('## 13.')]
+    [commands] = [text for info, text in fenced_blocks_of(section) if info == 'sh']
+    # this machine's engine listens on 127.0.0.1; 2048-bit keys only to save test time
+    commands = commands.replace('192.168.0.100', '127.0.0.1').replace('rsa:4096', 'rsa:2048')
+    tls_dir = tmp_path / 'tls'
+    tls_dir.mkdir()
+    result = subprocess.run(['bash', '-euc', commands], cwd=str(tls_dir), capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '--tlsverify --tlscacert ca.pem --tlscert server-cert.pem --tlskey' in ' '.join(section.split())
+
+    engine = DockerEngine(name='tlsdoc', tls=True, tls_dir=str(tls_dir))   # dockerd --tlsverify with those files
+    try:
+        engine.start()
+        client = engine.client()
+        try:
+            load_images([client], refs=(TEST_IMAGE,))
+        finally:
+            client.close()
+        node = {'base_url': engine.tcp_url, 'network': 'host', 'tls': {
+            'verify': str(tls_dir / 'ca.pem'), 'client_cert': [str(tls_dir / 'cert.pem'), str(tls_dir / 'key.pem')],
+            'assert_hostname': False}}
+        agency = make_agency({'tlsnode': node})
+        agency.create_user('op', 'op-pw')
+        session = agency.session('op', 'op-pw')
+        file_server.add('/files/tls-in.txt', b'tls ')
+        red = reds.red([reds.batch(file_server.base_url, name='tls-in.txt', out='tls-out.txt', word='x', times=1)])
+        response = session.post(agency.url + '/red', json=red, timeout=30)
+        assert response.status_code == 200, response.text
+        [batch] = agency.wait_terminal(session, response.json()['experimentId'], 1, timeout=90)
+        assert batch['state'] == 'succeeded' and batch['node'] == 'tlsnode', batch
+        assert file_server.uploaded('/uploads/tls-out.txt') == b'tls x'
+    finally:
+        engine.stop(remove=True)
 
 
 # ------------------------------------------------------------------------------------------------ REST reference
