@@ -236,7 +236,15 @@ class Engine:
         return self._call('inspect container', lambda api: api.inspect_container(container_id))
 
     def logs(self, container_id, stdout=True, stderr=False):
-        return self._call('logs', lambda api: api.logs(container_id, stdout=stdout, stderr=stderr))
+        """What the container wrote on stdout and/or stderr, as bytes (one call: unlike the SDK's `logs()`, no
+        inspect first to learn whether it has a TTY; the agency's containers never have one)."""
+        def read(api):
+            response = api._get(api._url('/containers/{0}/logs', container_id),
+                                 params={'stdout': int(stdout), 'stderr': int(stderr), 'tail': 'all'})
+            api._raise_for_status(response)
+            return demultiplex(response.content)
+        streams = self._call('logs', read)
+        return b''.join(streams[number] for number, wanted in ((1, stdout), (2, stderr)) if wanted)
 
     def remove(self, container_id):
         """Remove a container (killing it if it runs); a container that is already gone is fine."""
@@ -271,6 +279,18 @@ class Engine:
         containers = self._call('list', lambda api: api.containers(all=True, filters={'label': BATCH_LABEL}))
         return [{'id': c['Id'], 'batchId': c['Labels'].get(BATCH_LABEL), 'attempt': int(c['Labels'].get(ATTEMPT_LABEL, 0)),
                  'running': c['State'] in ('running', 'created', 'restarting', 'paused')} for c in containers]
+
+
+def demultiplex(data):
+    """{1: stdout bytes, 2: stderr bytes} of a non-TTY container's log stream (frames of an 8-byte header: stream
+    number, 3 zero bytes, big-endian payload size)."""
+    streams = {1: [], 2: []}
+    offset = 0
+    while offset + 8 <= len(data):
+        size = int.from_bytes(data[offset + 4:offset + 8], 'big')
+        streams.setdefault(data[offset], []).append(data[offset + 8:offset + 8 + size])
+        offset += 8 + size
+    return {number: b''.join(parts) for number, parts in streams.items()}
 
 
 def _gpu_requests(gpu_ids):
