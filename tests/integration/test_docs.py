@@ -3,8 +3,9 @@
 - docs/user-guide.md: its `yaml file=red.yml` block is the RED, its `bash` blocks run in order as one script
   against a live agency (the demo's addresses replaced by the test's), its `faice exec` line runs on a terminal;
 - docs/operator-guide.md: every configuration block is accepted by the agency's own config check, the unit, ini
-  and site blocks are the files in deploy/, `ccagency --help` works as shown;
-- docs/rest-api.md: documents exactly the routes the broker has;
+  and site blocks are the files in deploy/, the config error shown is what the controller says, `ccagency
+  --help` works, and the TLS commands make certificates that a `--tlsverify` engine and the controller work with;
+- docs/rest-api.md: is the rendering of docs/openapi.yaml and documents exactly the routes the broker has;
 - docs/architecture.md and the other pages: every `cc_agency/...` path they name exists;
 - README.md: starts with the demo command and the test command.
 """
