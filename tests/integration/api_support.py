@@ -61,9 +61,14 @@ class Api:
         return session.get(self.url + path, params=params, timeout=30)
 
 
-def start_broker(mongo_server, name, **extra):
+def broker_conf(mongo_server, name, **extra):
+    """A configuration (no nodes) on a fresh database; `extra`: dotted keys, e.g. broker.auth.block_for_seconds."""
     db_name = 'api_{}_{}'.format(re.sub(r'\W+', '_', name)[-20:], uuid.uuid4().hex[:8])
-    conf = agency_config(mongo_server, db_name, {}, extra=extra)
+    return agency_config(mongo_server, db_name, {}, extra=extra), db_name
+
+
+def start_broker(mongo_server, name, **extra):
+    conf, db_name = broker_conf(mongo_server, name, **extra)
     return BrokerServer(conf).start(), db_name
 
 
