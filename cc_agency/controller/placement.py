@@ -94,8 +94,15 @@ def never_fit_reason(nodes, request):
             request.ram_mib, max(node.ram_mib for node in nodes))
     if request.gpu_vram_mib:
         if all(node.ram_mib < request.ram_mib or match_gpus(node.gpus, request.gpu_vram_mib) is None for node in nodes):
-            return 'needs {} GPU(s) with at least {} MiB VRAM on one node with {} MiB RAM, no node has them'.format(
-                len(request.gpu_vram_mib), '/'.join(str(v) for v in request.gpu_vram_mib), request.ram_mib)
+            most = max(len(node.gpus) for node in nodes)
+            largest = max((gpu.vram_mib for node in nodes for gpu in node.gpus), default=0)
+            if not any(request.gpu_vram_mib):
+                return 'needs {} GPU(s) on one node with {} MiB RAM, but no node has them (the most GPUs of a ' \
+                       'node: {})'.format(len(request.gpu_vram_mib), request.ram_mib, most)
+            return 'needs {} GPU(s) with at least {} MiB VRAM on one node with {} MiB RAM, but no node has them ' \
+                   '(the largest GPU has {} MiB VRAM)'.format(len(request.gpu_vram_mib),
+                                                              '/'.join(str(v) for v in request.gpu_vram_mib),
+                                                              request.ram_mib, largest)
     return None
 
 
