@@ -68,10 +68,11 @@ def tls_config(tls):
     return docker.tls.TLSConfig(client_cert=client_cert, ca_cert=ca_cert, verify=bool(verify))
 
 
-_TLS_HINTS = (
-    ('certificate verify failed', 'the engine\'s certificate is not signed by the CA in tls.verify'),
+_TLS_HINTS = (  # first match wins
     ('hostname mismatch', 'the engine\'s certificate does not name this host (see tls.assert_hostname)'),
+    ('address mismatch', 'the engine\'s certificate does not name this host (see tls.assert_hostname)'),
     ("doesn't match", 'the engine\'s certificate does not name this host (see tls.assert_hostname)'),
+    ('certificate verify failed', 'the engine\'s certificate is not signed by the CA in tls.verify'),
     ('unknown ca', 'the engine does not accept the client certificate (tls.client_cert): unknown CA'),
     ('bad certificate', 'the engine does not accept the client certificate (tls.client_cert)'),
     ('certificate required', 'the engine requires a client certificate (tls.client_cert)'),
@@ -84,7 +85,7 @@ def describe_connection_error(error, base_url, timeout_s):
     text = str(error)
     if isinstance(error, requests.exceptions.SSLError) or 'SSL' in text:
         reason = next((hint for marker, hint in _TLS_HINTS if marker in text.lower()), None)
-        detail = re.search(r'\[SSL[^\]]*\][^\'"()]*', text)
+        detail = re.search(r'\[SSL[^\]]*\].*?(?= \(_ssl|$)', text)
         return 'TLS with {} failed: {}{}'.format(base_url, reason or 'TLS error',
                                                  ' ({})'.format(detail.group(0).strip()) if detail else '')
     lowered = text.lower()
