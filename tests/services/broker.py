@@ -71,7 +71,7 @@ class _Process:
             try:
                 if requests.get(self.url + '/', timeout=1).status_code == 200:
                     return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # uwsgi accepts before its workers are ready
                 pass
             if time.time() > deadline or self.process.poll() is not None:
                 self.stop()
