@@ -118,7 +118,7 @@ class SchedulePass:
         while self.placer.max_free_ram_mib() >= MIN_RAM_MIB:
             limit = page_limit(self.placer)
             page = list(self.db[BATCHES].find(queue_filter(self.placer, self.blocked, after), QUEUE_PROJECTION)
-                        .sort(QUEUE_ORDER).limit(limit))
+                        .sort(QUEUE_ORDER).limit(limit).batch_size(limit))
             self._load_experiments({batch['experimentId'] for batch in page})
             for batch in page:
                 self._decide(batch)

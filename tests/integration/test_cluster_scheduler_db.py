@@ -1,0 +1,122 @@
+"""A scheduling pass against the real database: its round trips and reads follow what it places, not the queue."""
+import threading
+from collections import Counter
+
+import pymongo
+import pytest
+from bson import ObjectId
+from pymongo import monitoring
+
+from cc_agency.controller.scheduler import schedule_pass
+from cc_agency.db import ensure_indexes
+
+
+class Commands(monitoring.CommandListener):
+    def __init__(self):
+        self.names, self.documents, self.lock = Counter(), 0, threading.Lock()
+
+    def reset(self):
+        self.names, self.documents = Counter(), 0
+
+    def started(self, event):
+        with self.lock:
+            self.names[event.command_name] += 1
+
+    def succeeded(self, event):
+        cursor = event.reply.get('cursor') if isinstance(event.reply, dict) else None
+        if cursor:
+            with self.lock:
+                self.documents += len(cursor.get('firstBatch', cursor.get('nextBatch', [])))
+
+    def failed(self, event):
+        pass
+
+
+class FakeController:
+    """The controller as a pass sees it: database, node status, strategy, launch (nothing is run)."""
+
+    def __init__(self, db, node_status):
+        self.db, self._node_status, self.strategy, self.launched = db, node_status, 'spread', []
+
+    def node_status(self):
+        return self._node_status
+
+    def launch(self, batch_id, node, attempt, gpu_ids=()):
+        self.launched.append((batch_id, node, tuple(gpu_ids)))
+
+
+@pytest.fixture
+def counted_db(mongo_server, mongo_db):
+    commands = Commands()
+    client = pymongo.MongoClient(mongo_server.host, mongo_server.port, directConnection=True,
+                                 event_listeners=[commands])
+    db = client[mongo_db.name]
+    ensure_indexes(db)
+    yield db, commands
+    client.close()
+
+
+def add_experiment(db, count, time, ram=512, gpus=(), limit=None, complete=True):
+    experiment_id = ObjectId()
+    db.experiments.insert_one({'_id': experiment_id, 'registrationComplete': complete, 'registrationTime': time,
+                               'cli': {'inputs': {}, 'outputs': {}},
+                               'execution': {'settings': {'batchConcurrencyLimit': limit} if limit else {}},
+                               'container': {'settings': {'image': {'url': 'img'}, 'ram': ram}}})
+    db.batches.insert_many([{'experimentId': str(experiment_id), 'state': 'registered', 'registrationTime': time,
+                             'attempts': 0, 'node': None, 'usedGPUs': None, 'history': [], 'inputs': {},
+                             'outputs': {}, 'requirements': {'ramMiB': ram, 'gpuVramMiB': list(gpus)}}
+                            for _ in range(count)])
+    return str(experiment_id)
+
+
+def nodes(count, ram_mib, gpus=()):
+    return {'n{}'.format(i): {'state': 'online', 'ramMiB': ram_mib, 'gpus': list(gpus)} for i in range(count)}
+
+
+def test_a_pass_reads_about_what_it_places_whatever_the_queue_length(counted_db):
+    db, commands = counted_db
+    add_experiment(db, 2000, time=1)
+    controller = FakeController(db, nodes(2, 5 * 512))
+    commands.reset()
+    assert schedule_pass(controller) == 10
+    # active batches, one page of the queue, its experiment; one conditional update per placement
+    assert commands.names == {'find': 3, 'update': 10}
+    assert commands.documents <= 2 * 10 * 2 + 1  # a page holds what the room could take at 256 MiB a batch
+    commands.reset()
+    assert schedule_pass(controller) == 0
+    assert commands.names == {'find': 1} and commands.documents == 10  # full: only the active batches are read
+    assert Counter(node for _, node, _ in controller.launched) == {'n0': 5, 'n1': 5}
+
+
+def test_blocked_experiments_are_left_out_of_the_next_page(counted_db):
+    db, commands = counted_db
+    limited = add_experiment(db, 300, time=1, limit=2)
+    registering = add_experiment(db, 300, time=2, complete=False)
+    free = add_experiment(db, 5, time=3)
+    controller = FakeController(db, nodes(1, 20 * 512))
+    commands.reset()
+    assert schedule_pass(controller) == 7
+    finds, documents = commands.names['find'], commands.documents
+    placed = Counter(db.batches.find_one({'_id': batch_id})['experimentId'] for batch_id, _, _ in controller.launched)
+    assert placed == {limited: 2, free: 5}
+    assert registering not in placed
+    # active batches, then three pages (each leaving out the experiments found blocked so far) and their experiments
+    assert finds == 1 + 2 * 3
+    assert documents <= 3 * 40 + 3
+
+
+def test_batches_no_node_can_hold_fail_in_the_pass_that_meets_them(counted_db):
+    db, commands = counted_db
+    too_large = add_experiment(db, 2, time=1, ram=64 * 1024)
+    too_many_gpus = add_experiment(db, 1, time=2, gpus=[0, 0, 0])
+    too_much_vram = add_experiment(db, 1, time=3, gpus=[9000])
+    fits = add_experiment(db, 2, time=4, gpus=[2000])
+    controller = FakeController(db, nodes(2, 8192, gpus=[{'id': 0, 'vram': 4096}, {'id': 1, 'vram': 8192}]))
+    assert schedule_pass(controller) == 2
+    states = {e: Counter(b['state'] for b in db.batches.find({'experimentId': e}))
+              for e in (too_large, too_many_gpus, too_much_vram, fits)}
+    assert states == {too_large: {'failed': 2}, too_many_gpus: {'failed': 1}, too_much_vram: {'failed': 1},
+                      fits: {'scheduled': 2}}
+    assert sorted(gpu_ids for _, _, gpu_ids in controller.launched) == [(0,), (0,)]  # smallest fitting GPU each
+    reason = db.batches.find_one({'experimentId': too_much_vram})['history'][-1]['debugInfo'][0]
+    assert 'at least 9000 MiB VRAM' in reason
