@@ -56,6 +56,10 @@ def create_app(conf=None, conf_path=None):
     register_error_handlers(app)
     for blueprint in ROUTE_BLUEPRINTS:
         app.register_blueprint(blueprint)
+    for rule in app.url_map.iter_rules():
+        # no CORS here: an OPTIONS request is a 405 (JSON, with Allow) like any other method a route does not serve
+        rule.methods.discard('OPTIONS')
+        rule.provide_automatic_options = False
     app.before_request(broker.ensure_indexes)
     broker.ensure_indexes()
     return app

@@ -15,38 +15,55 @@ class UnstorableError(ValueError):
     pass
 
 
-def _check_string(value, path, what):
+def _where(chain):
+    """The dotted path of a (parent chain, key) link, built only for an error message."""
+    parts = []
+    while chain is not None:
+        chain, key = chain
+        parts.append('[{}]'.format(key) if isinstance(key, int) else '.' + key)
+    where = ''.join(reversed(parts)).lstrip('.') or '<top level>'
+    return where if len(where) <= 120 else where[:120] + '...'
+
+
+def _valid_unicode(text):
     try:
-        value.encode('utf-8')
+        text.encode('utf-8')
+        return True
     except UnicodeEncodeError:
-        raise UnstorableError('{}: {} is not valid Unicode (lone surrogate)'.format(path or '<top level>', what))
+        return False
 
 
-def check_storable(value, path=''):
-    """Raise UnstorableError naming the first value under `value` that cannot be stored faithfully."""
-    stack = [(value, path, 0)]
-    while stack:  # iterative: a deeply nested RED must not exhaust the interpreter's stack here
-        item, where, depth = stack.pop()
-        if depth > MAX_DEPTH and isinstance(item, (dict, list)):
-            raise UnstorableError('{}: nested deeper than {} levels'.format(where, MAX_DEPTH))
+def check_storable(value):
+    """Raise UnstorableError naming the first value under `value` that cannot be stored faithfully.
+
+    Iterative (a deeply nested RED must not exhaust the interpreter's stack here), and paths are only spelled out
+    for the error: a RED of 10,000 batches is checked in a fraction of the time red-val takes.
+    """
+    stack = [(value, None, 0)]
+    while stack:
+        item, chain, depth = stack.pop()
         if isinstance(item, dict):
+            if depth > MAX_DEPTH:
+                raise UnstorableError('{}: nested deeper than {} levels'.format(_where(chain), MAX_DEPTH))
             for key, child in item.items():
                 if not isinstance(key, str):
-                    raise UnstorableError('{}: keys must be strings'.format(where or '<top level>'))
-                _check_string(key, where, 'key')
-                if key.startswith('$') or '\0' in key:
-                    raise UnstorableError('{}: key "{}" must not start with "$" or contain NUL'.format(
-                        where or '<top level>', key[:50]))
-                stack.append((child, '{}.{}'.format(where, key) if where else key, depth + 1))
+                    raise UnstorableError('{}: keys must be strings'.format(_where(chain)))
+                if key.startswith('$') or '\0' in key or not _valid_unicode(key):
+                    raise UnstorableError('{}: key "{}" must be valid Unicode, not start with "$" and not contain '
+                                          'NUL'.format(_where(chain), key[:50].encode('utf-8', 'replace').decode()))
+                stack.append((child, (chain, key), depth + 1))
         elif isinstance(item, list):
-            stack.extend((child, '{}[{}]'.format(where, index), depth + 1) for index, child in enumerate(item))
+            if depth > MAX_DEPTH:
+                raise UnstorableError('{}: nested deeper than {} levels'.format(_where(chain), MAX_DEPTH))
+            stack.extend((child, (chain, index), depth + 1) for index, child in enumerate(item))
+        elif isinstance(item, str):
+            if not _valid_unicode(item):
+                raise UnstorableError('{}: string is not valid Unicode (lone surrogate)'.format(_where(chain)))
         elif isinstance(item, bool) or item is None:
             continue
         elif isinstance(item, int):
             if not INT64_MIN <= item <= INT64_MAX:
-                raise UnstorableError('{}: integer out of the 64-bit range'.format(where or '<top level>'))
+                raise UnstorableError('{}: integer out of the 64-bit range'.format(_where(chain)))
         elif isinstance(item, float):
             if not math.isfinite(item):
-                raise UnstorableError('{}: NaN and Infinity are not JSON numbers'.format(where or '<top level>'))
-        elif isinstance(item, str):
-            _check_string(item, where, 'string')
+                raise UnstorableError('{}: NaN and Infinity are not JSON numbers'.format(_where(chain)))

@@ -11,7 +11,9 @@ API tests and benchmarks that need no Docker engine use these instead of ``Agenc
 
 Every process is started and stopped by PID (see processes.py).
 """
+import atexit
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -22,7 +24,7 @@ import time
 import requests
 import yaml
 
-from .processes import free_port, terminate_pid
+from .processes import free_port, pid_alive, signal_pid, terminate_pid, wait_pid_gone
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEBIAN_PYTHON = '/usr/bin/python3'
@@ -40,6 +42,18 @@ if-env = VIRTUAL_ENV
 virtualenv = %(_)
 endif =
 """
+
+
+_live = set()  # started and not stopped yet: stopped at exit, also when a test run is cut short
+
+
+@atexit.register
+def _stop_live():
+    for process in list(_live):
+        try:
+            process.stop()
+        except Exception:  # best effort at exit
+            pass
 
 
 class _Process:
@@ -66,6 +80,7 @@ class _Process:
         with open(self.log_path, 'ab') as log:
             self.process = subprocess.Popen(self.command(), cwd=self.work_dir, stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, env=self.env(), start_new_session=True)
+        _live.add(self)
         deadline = time.time() + timeout
         while True:
             try:
@@ -81,6 +96,7 @@ class _Process:
     def stop(self):
         if self.process is not None:
             terminate_pid(self.process.pid, 15, self.process, 'broker')
+        _live.discard(self)
 
     def log(self):
         try:
@@ -127,10 +143,33 @@ class UwsgiBroker(_Process):
         return dict(super().env(), VIRTUAL_ENV=self.venv)
 
     def stop(self):
-        # uwsgi's master ends its workers on SIGINT/SIGQUIT; SIGTERM only reloads them (uwsgi 2.0)
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, 2)
-        super().stop()
+        """SIGINT to the master (SIGTERM would only reload it), then SIGKILL to each of its workers that is left:
+        a worker idle in uwsgi's event loop does not act on the master's SIGINT and would outlive it."""
+        if self.process is None:
+            return
+        workers = children(self.process.pid)
+        if self.process.poll() is None:
+            signal_pid(self.process.pid, signal.SIGINT)
+            wait_pid_gone(self.process.pid, 15, self.process)
+        super().stop()  # SIGTERM, then SIGKILL, if the master is still there
+        for pid in workers:
+            if pid_alive(pid):
+                signal_pid(pid, signal.SIGKILL)
+                wait_pid_gone(pid, 10)
+
+
+def children(pid):
+    """PIDs whose parent is `pid` (from /proc)."""
+    found = []
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open('/proc/{}/stat'.format(entry)) as f:
+                    if int(f.read().rsplit(')', 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
 
 
 def site_packages(venv):
@@ -142,12 +181,16 @@ def site_packages(venv):
 
 def make_uwsgi_venv(path):
     """A venv of Debian's python3 (the one uwsgi-plugin-python3 embeds) with this repository installed, as the
-    seed's install steps make it (`python3 -m venv ~/ccagency-venv && pip install cc-agency`)."""
+    seed's install steps make it (`python3 -m venv ~/ccagency-venv && pip install cc-agency`). An existing venv
+    at `path` only gets the repository's current code again."""
     if not os.access(DEBIAN_PYTHON, os.X_OK) or not os.access(UWSGI, os.X_OK):
         raise RuntimeError('uwsgi tests need Debian packages uwsgi, uwsgi-plugin-python3 and python3-venv')
-    subprocess.run([DEBIAN_PYTHON, '-m', 'venv', path], check=True, capture_output=True)
-    result = subprocess.run([os.path.join(path, 'bin', 'pip'), 'install', '--quiet', REPO],
-                            capture_output=True, text=True)
+    pip = [os.path.join(path, 'bin', 'pip'), 'install', '--quiet']
+    if os.access(os.path.join(path, 'bin', 'pip'), os.X_OK):
+        pip += ['--no-deps', '--force-reinstall']
+    else:
+        subprocess.run([DEBIAN_PYTHON, '-m', 'venv', path], check=True, capture_output=True)
+    result = subprocess.run(pip + [REPO], capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError('pip install into {} failed:\n{}'.format(path, result.stderr[-4000:]))
     return path

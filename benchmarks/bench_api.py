@@ -1,0 +1,175 @@
+"""Broker API throughput and latency, with the broker under uwsgi as the seed deploys it (4 processes).
+
+Measures, on loopback, against SecantusDB (the MongoDB-wire server of the tests; see the note at the end):
+  1. requests/s of GET /batches/<id> with a token (Bearer) and with HTTP Basic (a bcrypt check per call, the seed's
+     default cost of 12 rounds), with ApacheBench (`ab`, Debian package apache2-utils) -- goal: token >= 20 x Basic;
+  2. POST /red with one experiment of 10,000 batches (goal: answered in < 2 s), and where its time goes;
+  3. GET /batches?limit=100 with 100,000 batches in the database (goal: < 50 ms median), and the query plan.
+
+uwsgi: Debian's `uwsgi` + `uwsgi-plugin-python3` embed Debian's /usr/bin/python3 (3.11), so the broker runs from a
+venv made with that interpreter and `pip install <repo>` (the seed's install steps); the ini is the seed's
+(plugins, socket, wsgi-file, processes = 4, lazy-apps, virtualenv from $VIRTUAL_ENV) plus an http-socket on
+127.0.0.1 for ab.
+
+    python3 benchmarks/bench_api.py [--venv DIR] [--token-requests 3000] [--basic-requests 60] [--list-batches 100000]
+"""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import requests  # noqa: E402
+from bson import ObjectId  # noqa: E402
+
+from cc_agency import auth  # noqa: E402
+from cc_agency.broker.indexes import LIST_ORDER  # noqa: E402
+from cc_agency.broker.routes.batches import LIST_PROJECTION  # noqa: E402
+from cc_agency.broker.routes.red import new_batch  # noqa: E402
+from cc_agency.red import parse_red  # noqa: E402
+from tests import reds  # noqa: E402
+from tests.services import MongoServer  # noqa: E402
+from tests.services.agency import agency_config  # noqa: E402
+from tests.services.broker import UwsgiBroker, make_uwsgi_venv  # noqa: E402
+
+PASSWORD = 'bench-password'
+
+
+def ab(url, requests_n, concurrency, auth_args):
+    """Requests/s and the median time per request (ms) from ApacheBench; every answer must be a 200."""
+    result = subprocess.run(['ab', '-q', '-n', str(requests_n), '-c', str(concurrency)] + auth_args + [url],
+                            capture_output=True, text=True, timeout=900)
+    out = result.stdout
+    if result.returncode != 0 or re.search(r'Non-2xx responses:\s+\d+', out) or \
+            int(re.search(r'Failed requests:\s+(\d+)', out).group(1)):
+        raise RuntimeError('ab saw failures:\n' + out + result.stderr)
+    rate = float(re.search(r'Requests per second:\s+([\d.]+)', out).group(1))
+    median_ms = float(re.search(r'\n\s+50%\s+(\d+)', out).group(1))
+    return rate, median_ms
+
+
+def red_of(n):
+    return reds.red([reds.batch('http://127.0.0.1:9', name='in{}.txt'.format(i)) for i in range(n)])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--venv', help='reuse this uwsgi venv (default: make one in a temporary directory)')
+    parser.add_argument('--token-requests', type=int, default=3000)
+    parser.add_argument('--basic-requests', type=int, default=60)
+    parser.add_argument('--concurrency', type=int, default=8)
+    parser.add_argument('--red-batches', type=int, default=10000)
+    parser.add_argument('--red-runs', type=int, default=3)
+    parser.add_argument('--list-batches', type=int, default=100000)
+    parser.add_argument('--list-runs', type=int, default=7)
+    args = parser.parse_args()
+
+    venv = args.venv or os.path.join(tempfile.mkdtemp(prefix='cca-bench-'), 'ccagency-venv')
+    t0 = time.perf_counter()
+    make_uwsgi_venv(venv)
+    print('uwsgi venv {} ready in {:.1f} s'.format(venv, time.perf_counter() - t0))
+
+    with MongoServer() as mongo:
+        conf = agency_config(mongo, 'bench_' + uuid.uuid4().hex[:8], {})
+        del conf['broker']['auth']['bcrypt_rounds']  # the seed's configuration: bcrypt's default cost (12)
+        db = mongo.client()[conf['mongo']['db']]
+        broker = UwsgiBroker(conf, venv, processes=4).start()
+        try:
+            run(args, broker, db)
+        finally:
+            broker.stop()
+
+
+def run(args, broker, db):
+    auth.create_or_update_user(db, 'bench', PASSWORD, True)  # rounds: the default, 12
+    token = requests.get(broker.url + '/token', auth=('bench', PASSWORD), timeout=30).json()['token']
+    bearer = {'Authorization': 'Bearer ' + token}
+    experiment_id = requests.post(broker.url + '/red', json=red_of(1), headers=bearer, timeout=60).json()['experimentId']
+    batch_id = requests.get(broker.url + '/batches', params={'experimentId': experiment_id}, headers=bearer,
+                            timeout=30).json()[0]['_id']
+    url = '{}/batches/{}'.format(broker.url, batch_id)
+
+    print('\n1. GET /batches/<id>, uwsgi 4 processes, ab -c {}'.format(args.concurrency))
+    for _ in range(2):  # warm-up: every worker connected, caches filled
+        ab(url, args.token_requests // 2, args.concurrency, ['-H', 'Authorization: Bearer ' + token])
+    token_rate, token_ms = ab(url, args.token_requests, args.concurrency, ['-H', 'Authorization: Bearer ' + token])
+    basic_token_rate, _ = ab(url, args.token_requests, args.concurrency, ['-A', 'bench:' + token])
+    basic_rate, basic_ms = ab(url, args.basic_requests, args.concurrency, ['-A', 'bench:' + PASSWORD])
+    print('   Bearer token            {:8.1f} req/s   median {:5.0f} ms'.format(token_rate, token_ms))
+    print('   token as Basic password {:8.1f} req/s'.format(basic_token_rate))
+    print('   Basic (bcrypt 12 rounds){:8.1f} req/s   median {:5.0f} ms'.format(basic_rate, basic_ms))
+    print('   token / Basic = {:.0f} x (goal >= 20 x)'.format(token_rate / basic_rate))
+
+    print('\n2. POST /red, one experiment of {} batches'.format(args.red_batches))
+    red = red_of(args.red_batches)
+    t0 = time.perf_counter()
+    parse_red(red)
+    parse_s = time.perf_counter() - t0
+    post_s = []
+    for _ in range(args.red_runs):
+        t0 = time.perf_counter()
+        response = requests.post(broker.url + '/red', json=red, headers=bearer, timeout=600)
+        post_s.append(time.perf_counter() - t0)
+        assert response.status_code == 200, response.text
+    print('   answered in {} s (median {:.2f} s; goal < 2 s)'.format(
+        ', '.join('{:.2f}'.format(s) for s in post_s), statistics.median(post_s)))
+    print('   of which RED validation (red-val, cc_agency.red.parse_red) {:.2f} s in the broker process'.format(parse_s))
+
+    print('\n3. GET /batches?limit=100 with {} batches in the database'.format(args.list_batches))
+    fill(db, args.list_batches)
+    total = db['batches'].estimated_document_count()
+    times = {}
+    for name, params in (('admin, no filter', {'limit': 100}), ('admin, ascending', {'limit': 100, 'ascending': 1}),
+                         ('admin, skip half', {'limit': 100, 'skip': total // 2})):
+        samples = []
+        for _ in range(args.list_runs):
+            t0 = time.perf_counter()
+            response = requests.get(broker.url + '/batches', params=params, headers=bearer, timeout=600)
+            samples.append(time.perf_counter() - t0)
+            assert response.status_code == 200 and len(response.json()) == 100, response.text[:300]
+        times[name] = statistics.median(samples)
+        direct = []
+        order = [(key, 1 if params.get('ascending') else -1) for key, _ in LIST_ORDER]
+        for _ in range(3):
+            t0 = time.perf_counter()
+            list(db['batches'].find({}, LIST_PROJECTION).sort(order).skip(params.get('skip', 0)).limit(100))
+            direct.append(time.perf_counter() - t0)
+        print('   {:18s} median {:7.1f} ms over {} calls ({} batches; goal < 50 ms); the same query straight from '
+              'pymongo: {:.1f} ms'.format(name, times[name] * 1000, args.list_runs, total,
+                                          statistics.median(direct) * 1000))
+    plan = db['batches'].find({}).sort(LIST_ORDER).limit(100).explain().get('queryPlanner', {}).get('winningPlan')
+    print('   query plan of the admin list: {}'.format(describe(plan)))
+
+
+def fill(db, target):
+    """Top the batches collection up to `target` documents, as POST /red writes them (one experiment per 10,000)."""
+    requirements = {'ramMiB': 256, 'gpuVramMiB': []}
+    batch = {'inputs': red_of(1)['batches'][0]['inputs'], 'outputs': red_of(1)['batches'][0]['outputs']}
+    while True:
+        missing = target - db['batches'].estimated_document_count()
+        if missing <= 0:
+            return
+        experiment_id = str(ObjectId())
+        registered = time.time()
+        n = min(missing, 10000)
+        for start in range(0, n, 1000):
+            db['batches'].insert_many([new_batch(experiment_id, 'bench', registered, batch, requirements)
+                                       for _ in range(min(1000, n - start))], ordered=False)
+
+
+def describe(plan):
+    stages = []
+    while plan:
+        stages.append(plan.get('stage') + ('({})'.format(plan['indexName']) if plan.get('indexName') else ''))
+        plan = plan.get('inputStage')
+    return ' <- '.join(stages)
+
+
+if __name__ == '__main__':
+    main()
