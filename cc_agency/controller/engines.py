@@ -220,7 +220,13 @@ class Engine:
             env['NVIDIA_VISIBLE_DEVICES'] = ','.join(str(i) for i in gpu_ids) if gpu_ids else 'void'
             return api.create_container(image, entrypoint=entrypoint, command=[], name=name, labels=labels,
                                         environment=env, host_config=host_config, user=user)['Id']
-        return self._call('create container', create)
+        try:
+            return self._call('create container', create)
+        except docker.errors.ImageNotFound:
+            # removed from the node behind our back: the next attempt pulls it again
+            self._images_present.discard(image)
+            raise EngineError('node {}: image {} vanished from the node before its container was created'.format(
+                self.name, image))
 
     def put_archive(self, container_id, path, data):
         return self._call('put archive', lambda api: api.put_archive(container_id, path, data))
