@@ -143,8 +143,8 @@ class UwsgiBroker(_Process):
         return dict(super().env(), VIRTUAL_ENV=self.venv)
 
     def stop(self):
-        """SIGINT to the master (SIGTERM would only reload it), then SIGKILL to each of its workers that is left:
-        a worker idle in uwsgi's event loop does not act on the master's SIGINT and would outlive it."""
+        """The seed's ini has no `master`: the process we started is the first worker and forked the others. SIGINT
+        ends it (SIGTERM would only reload it), then each forked worker that is left gets SIGKILL by its PID."""
         if self.process is None:
             return
         workers = children(self.process.pid)
