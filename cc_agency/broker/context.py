@@ -6,6 +6,7 @@ from bson.errors import InvalidId
 from flask import current_app, g, request
 
 from cc_agency import auth
+from cc_agency.broker.credentials import UnsupportedAuthorization, credentials
 from cc_agency.broker.errors import ApiError, bad_request
 
 EXTENSION = 'ccagency'
@@ -22,16 +23,16 @@ def db():
 
 
 def _authenticate():
-    header = request.authorization
-    auth_conf = broker().conf['broker']['auth']
-    if header is None:
+    try:
+        given = credentials(request.headers.get('Authorization'))
+    except UnsupportedAuthorization as e:
+        raise ApiError(401, str(e), _UNAUTHORIZED)
+    if given is None:
         raise ApiError(401, 'authentication required (HTTP Basic or Bearer token)', _UNAUTHORIZED)
-    if header.type == 'bearer':
-        result = auth.authenticate_bearer(db(), header.token or '')
-    elif header.type == 'basic' and header.username is not None:
-        result = auth.authenticate_password(db(), header.username, header.password or '', auth_conf)
+    if given.scheme == 'bearer':
+        result = auth.authenticate_bearer(db(), given.secret)
     else:
-        raise ApiError(401, 'unsupported authorization scheme', _UNAUTHORIZED)
+        result = auth.authenticate_password(db(), given.username, given.secret, broker().conf['broker']['auth'])
     if result.blocked_for_s:
         raise ApiError(429, 'too many failed logins for this username, try again in {} s'.format(result.blocked_for_s),
                        {'Retry-After': str(result.blocked_for_s)})

@@ -1,5 +1,6 @@
 """Authentication (Basic, token as Basic password, Bearer, expiry, blocking) and authorisation (each user sees and
 cancels only their own work; admins see all), over real HTTP against broker processes and SecantusDB."""
+import base64
 import statistics
 import time
 
@@ -68,6 +69,16 @@ def test_token_as_basic_password_and_as_bearer(broker):
     other = broker.new_user()
     assert get(broker, auth=(other, token)).status_code == 401
     assert get(broker, headers={'Authorization': 'Bearer ' + token[:-2]}).status_code == 401
+
+
+def test_non_ascii_names_and_passwords_in_utf_8_and_latin_1(broker):
+    """RFC 7617 clients send UTF-8; requests (and so faice) sends Latin-1: both log in, also with a token."""
+    username = broker.new_user('jörg', password='pässwörd')
+    utf8 = 'Basic ' + base64.b64encode('{}:pässwörd'.format(username).encode()).decode()
+    assert get(broker, headers={'Authorization': utf8}).status_code == 200
+    assert get(broker, auth=(username, 'pässwörd')).status_code == 200  # requests encodes Latin-1
+    token = broker.token(username, 'pässwörd')
+    assert get(broker, auth=(username, token)).status_code == 200
 
 
 def test_a_new_password_ends_old_tokens(broker):
