@@ -16,6 +16,7 @@ agent's "checks passed" line, so the rest of the experiment starts as soon as th
 checks of its own.
 """
 import logging
+import time
 from collections import Counter
 
 from bson import ObjectId
@@ -177,7 +178,10 @@ class SchedulePass:
 
 def schedule_pass(controller):
     """Place what can be placed now; returns the number of batches scheduled."""
-    return SchedulePass(controller).run()
+    started = time.perf_counter()
+    scheduled = SchedulePass(controller).run()
+    log.debug('scheduling pass: %d scheduled in %.1f ms', scheduled, 1000 * (time.perf_counter() - started))
+    return scheduled
 
 
 def remove_incomplete_registrations(db):
