@@ -30,6 +30,7 @@ from bson import ObjectId  # noqa: E402
 
 from cc_agency import auth  # noqa: E402
 from cc_agency.broker.indexes import LIST_ORDER  # noqa: E402
+from cc_agency.broker.listing import list_order  # noqa: E402
 from cc_agency.broker.routes.batches import LIST_PROJECTION  # noqa: E402
 from cc_agency.broker.routes.red import new_batch  # noqa: E402
 from cc_agency.red import parse_red  # noqa: E402
@@ -135,7 +136,7 @@ def run(args, broker, db):
             assert response.status_code == 200 and len(response.json()) == 100, response.text[:300]
         times[name] = statistics.median(samples)
         direct = []
-        order = [(key, 1 if params.get('ascending') else -1) for key, _ in LIST_ORDER]
+        order = list_order(params.get('ascending'))
         for _ in range(3):
             t0 = time.perf_counter()
             list(db['batches'].find({}, LIST_PROJECTION).sort(order).skip(params.get('skip', 0)).limit(100))

@@ -4,11 +4,11 @@ Lists are sorted by registration time with `_id` as the tie-breaker (all batches
 registration time), so `skip`/`limit` pages never overlap or miss a document. The indexes in
 `cc_agency.broker.indexes` cover this order for the unfiltered (admin) list and for a user's own list.
 """
-import pymongo
 from flask import request
 
 from cc_agency.broker.context import bool_arg, db, int_arg, object_id, shown, user_scope
 from cc_agency.broker.errors import bad_request
+from cc_agency.broker.indexes import LIST_ORDER
 from cc_agency.db import EXPERIMENTS
 from cc_agency.states import ALL_STATES
 
@@ -52,8 +52,12 @@ def hide_incomplete_registrations(query):
     return query
 
 
+def list_order(ascending):
+    """Newest first (LIST_ORDER, the order of the list indexes), or that order reversed."""
+    return [(key, -direction) for key, direction in LIST_ORDER] if ascending else list(LIST_ORDER)
+
+
 def find_page(collection, query, projection=None):
     skip = int_arg('skip', 0, minimum=0)
     limit = int_arg('limit', DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
-    order = pymongo.ASCENDING if bool_arg('ascending') else pymongo.DESCENDING
-    return collection.find(query, projection).sort([('registrationTime', order), ('_id', order)]).skip(skip).limit(limit)
+    return collection.find(query, projection).sort(list_order(bool_arg('ascending'))).skip(skip).limit(limit)
