@@ -6,7 +6,8 @@ The database work of a pass is proportional to what the pass decides, not to the
    decided now: those that fit the largest free RAM and the most free GPUs of one node, and those that no node
    could ever hold (they fail at once); never those of experiments already found blocked in this pass (at their
    batchConcurrencyLimit, not fully registered). A page holds at most as many batches as the free RAM could
-   take, so a pass reads about what it places; it reads nothing when no node has room for the smallest batch;
+   take, so a pass reads about what it places. When no node has room for the smallest batch, a pass reads no
+   queue at all, except every NEVER_FIT_SWEEP_S to fail the batches that can never run;
 3. one read of the experiments of a page that were not seen yet in this pass;
 4. one conditional update per decision, then the attempt is launched.
 
@@ -31,6 +32,7 @@ from cc_agency.states import ACTIVE_STATES, FAILED, REGISTERED, SCHEDULED
 log = logging.getLogger(__name__)
 
 PAGE_LIMIT = 1000  # most queued batches read in one round trip
+NEVER_FIT_SWEEP_S = 10  # while no node has room: how often batches that can never run are looked for
 INCOMPLETE_REGISTRATION_TTL_S = 300
 QUEUE_ORDER = [('registrationTime', 1), ('_id', 1)]
 QUEUE_PROJECTION = {'experimentId': 1, 'requirements': 1, 'attempts': 1, 'registrationTime': 1}
@@ -98,6 +100,8 @@ def page_limit(placer):
 class SchedulePass:
     """The state of one pass; `run()` returns the number of batches scheduled."""
 
+    last_queue_read = {}  # id(controller) -> time.monotonic() of its last queue read
+
     def __init__(self, controller):
         self.controller = controller
         self.db = controller.db
@@ -116,10 +120,14 @@ class SchedulePass:
         self.active_per_experiment = Counter(batch['experimentId'] for batch in active)
         self.placer = Placer(capacities.values(), self.controller.strategy, concurrency={})
         after = None
-        while self.placer.max_free_ram_mib() >= MIN_RAM_MIB:
-            limit = page_limit(self.placer)
+        while True:
+            room = self.placer.max_free_ram_mib() >= MIN_RAM_MIB
+            if not room and not self._never_fit_sweep_due():
+                break
+            limit = page_limit(self.placer) if room else PAGE_LIMIT  # no room: only batches that never fit match
             page = list(self.db[BATCHES].find(queue_filter(self.placer, self.blocked, after), QUEUE_PROJECTION)
                         .sort(QUEUE_ORDER).limit(limit).batch_size(limit))
+            SchedulePass.last_queue_read[id(self.controller)] = time.monotonic()
             self._load_experiments({batch['experimentId'] for batch in page})
             for batch in page:
                 self._decide(batch)
@@ -127,6 +135,11 @@ class SchedulePass:
                 break
             after = (page[-1]['registrationTime'], page[-1]['_id'])
         return self.scheduled
+
+    def _never_fit_sweep_due(self):
+        """While the nodes are full, the queue is still read for batches that can never run, but only every
+        NEVER_FIT_SWEEP_S (a pass with room reads them anyway), so that a full cluster costs no queue reads."""
+        return time.monotonic() - SchedulePass.last_queue_read.get(id(self.controller), 0) >= NEVER_FIT_SWEEP_S
 
     def _load_experiments(self, experiment_ids):
         missing = [i for i in experiment_ids if i not in self.experiments]

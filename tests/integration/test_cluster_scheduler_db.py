@@ -7,7 +7,7 @@ import pytest
 from bson import ObjectId
 from pymongo import monitoring
 
-from cc_agency.controller.scheduler import schedule_pass
+from cc_agency.controller.scheduler import NEVER_FIT_SWEEP_S, SchedulePass, schedule_pass
 from cc_agency.db import ensure_indexes
 
 
@@ -120,3 +120,17 @@ def test_batches_no_node_can_hold_fail_in_the_pass_that_meets_them(counted_db):
     assert sorted(gpu_ids for _, _, gpu_ids in controller.launched) == [(0,), (0,)]  # smallest fitting GPU each
     reason = db.batches.find_one({'experimentId': too_much_vram})['history'][-1]['debugInfo'][0]
     assert 'at least 9000 MiB VRAM' in reason
+
+
+def test_while_the_nodes_are_full_batches_that_never_fit_are_still_failed_now_and_then(counted_db):
+    db, commands = counted_db
+    add_experiment(db, 4, time=1)
+    controller = FakeController(db, nodes(1, 4 * 512))
+    assert schedule_pass(controller) == 4  # full now
+    too_large = add_experiment(db, 1, time=2, ram=8192)
+    commands.reset()
+    assert schedule_pass(controller) == 0
+    assert commands.names == {'find': 1}  # full, and the queue was read just now: nothing more
+    SchedulePass.last_queue_read[id(controller)] -= NEVER_FIT_SWEEP_S  # as if that was a while ago
+    assert schedule_pass(controller) == 0
+    assert db.batches.find_one({'experimentId': too_large})['state'] == 'failed'
