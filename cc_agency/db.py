@@ -20,7 +20,10 @@ TOKENS = 'tokens'
 LOGIN_FAILURES = 'login_failures'
 ALL_COLLECTIONS = (EXPERIMENTS, BATCHES, BATCH_OUTPUT, NODES, USERS, TOKENS, LOGIN_FAILURES)
 
-HISTORY_LIMIT = 100  # entries kept per batch and node; older ones are dropped
+HISTORY_LIMIT = 100
+# lists are sorted by registration time, newest first; these indexes (alone and per user) serve that order, so a
+# page of GET /batches or /experiments never sorts the whole collection
+LIST_ORDER = [('registrationTime', -1), ('_id', -1)]  # entries kept per batch and node; older ones are dropped
 
 
 def mongo_client(conf, server_selection_timeout_ms=3000):
@@ -49,11 +52,11 @@ def ensure_indexes(db):
     batches = db[BATCHES]
     batches.create_index([('state', 1), ('registrationTime', 1)])
     batches.create_index([('experimentId', 1), ('state', 1)])
-    batches.create_index([('username', 1), ('registrationTime', -1)])
     batches.create_index([('node', 1), ('state', 1)])
-    batches.create_index([('registrationTime', -1)])
-    db[EXPERIMENTS].create_index([('username', 1), ('registrationTime', -1)])
-    db[EXPERIMENTS].create_index([('registrationTime', -1)])
+    for collection in (batches, db[EXPERIMENTS]):
+        collection.create_index(LIST_ORDER)
+        collection.create_index([('username', 1)] + LIST_ORDER)
+    db[EXPERIMENTS].create_index([('registrationComplete', 1)])
     db[USERS].create_index([('username', 1)], unique=True)
     db[TOKENS].create_index([('tokenHash', 1)], unique=True)
     db[TOKENS].create_index([('expiresAt', 1)])

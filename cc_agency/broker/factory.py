@@ -6,10 +6,9 @@ import pymongo.errors
 from flask import Flask
 
 from cc_agency.broker.errors import register_error_handlers
-from cc_agency.broker.indexes import ensure_broker_indexes
 from cc_agency.broker.wake import ControllerWaker
 from cc_agency.config import load_config
-from cc_agency.db import database
+from cc_agency.db import database, ensure_indexes
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024 * 1024  # a RED of 10,000 batches is a few MB; anything far larger is refused (413)
@@ -34,7 +33,7 @@ class Broker:
             return
         self._indexes_tried_at = time.monotonic()
         try:
-            ensure_broker_indexes(self.db)
+            ensure_indexes(self.db)
             self.indexes_ready = True
         except pymongo.errors.PyMongoError as e:
             log.warning('could not ensure indexes now (%s), will retry', type(e).__name__)

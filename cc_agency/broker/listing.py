@@ -2,14 +2,13 @@
 
 Lists are sorted by registration time with `_id` as the tie-breaker (all batches of one experiment share their
 registration time), so `skip`/`limit` pages never overlap or miss a document. The indexes in
-`cc_agency.broker.indexes` cover this order for the unfiltered (admin) list and for a user's own list.
+`cc_agency.db.ensure_indexes` cover this order for the unfiltered (admin) list and for a user's own list.
 """
 from flask import request
 
 from cc_agency.broker.context import bool_arg, db, int_arg, object_id, shown, user_scope
 from cc_agency.broker.errors import bad_request
-from cc_agency.broker.indexes import LIST_ORDER
-from cc_agency.db import EXPERIMENTS
+from cc_agency.db import EXPERIMENTS, LIST_ORDER
 from cc_agency.states import ALL_STATES
 
 DEFAULT_LIMIT = 100

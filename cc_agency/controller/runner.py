@@ -134,8 +134,11 @@ class BatchRun:
                 delay_s = min(delay_s * 2, 5)
 
     def _transition(self, from_state, to_state, **kwargs):
-        return transitions.transition(self.db, dict(self.batch, state=from_state), to_state,
+        done = transitions.transition(self.db, dict(self.batch, state=from_state), to_state,
                                       match={'attempts': self.attempt}, persistent=self.controller.stopping, **kwargs)
+        if done and to_state != PROCESSING:
+            self.controller.wake()  # the batch's RAM and GPUs are free: refill them before removing the container
+        return done
 
     # --- phase 1: scheduled -> processing -------------------------------------------------------------------------
     def _start(self):
