@@ -67,6 +67,17 @@ class RunLog(http.server.ThreadingHTTPServer):
         return doubles
 
 
+def restart(engine):
+    """Start a killed engine again; its old containerd may still hold the socket for a few seconds."""
+    for attempt in range(5):
+        try:
+            return engine.start()
+        except Exception as e:
+            print('         engine start failed ({}), retrying'.format(str(e).splitlines()[0]), flush=True)
+            time.sleep(2)
+    raise RuntimeError('engine {} did not come back'.format(engine.name))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--batches', type=int, default=300)
@@ -102,7 +113,7 @@ def main():
                     action()
 
                 at(5, 'kill -9 engine node1', engines[0].kill)
-                at(10, 'restart engine node1', engines[0].start)
+                at(10, 'restart engine node1', lambda: restart(engines[0]))
                 at(15, 'kill -9 controller', lambda: agency.stop_controller(kill=True))
                 at(18, 'restart controller', agency.start_controller)
                 at(25, 'hang engine node2 (SIGSTOP)', engines[1].pause)
@@ -112,7 +123,7 @@ def main():
                 at(45, 'kill -9 controller', lambda: agency.stop_controller(kill=True))
                 at(47, 'restart controller', agency.start_controller)
                 at(50, 'kill -9 engine node3 (no live-restore: its containers die on restart)', engines[2].kill)
-                at(55, 'restart engine node3', engines[2].start)
+                at(55, 'restart engine node3', lambda: restart(engines[2]))
 
                 session = agency.session('chaos', 'chaos-pw')
                 deadline = t0 + args.timeout

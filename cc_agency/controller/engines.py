@@ -117,6 +117,9 @@ def _is_permanent_pull_error(error):
         'invalid reference format', 'repository does not exist', 'no basic auth credentials'))
 
 
+STARTS_AT_ONCE = 3
+
+
 class Engine:
     """The controller's handle on one node (`controller.docker.nodes.NAME`)."""
 
@@ -128,6 +131,8 @@ class Engine:
         self._lock = threading.Lock()
         self._images_present = set()
         self._image_locks = {}
+        # containers being created/started at once: more only queue up inside dockerd and make its calls time out
+        self.start_slots = threading.BoundedSemaphore(STARTS_AT_ONCE)
 
     # --- connection -------------------------------------------------------------------------------------------
     def _client(self):

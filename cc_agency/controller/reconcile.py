@@ -62,4 +62,7 @@ def reconcile_node(controller, node):
             BatchRun(controller, batch_id, node, active[batch_id]['attempts']).abandon(reason)
     for container_id in remove:
         log.info('node %s: removing stale container %s', node, container_id[:12])
-        engine.remove(container_id)
+        try:
+            engine.remove(container_id)
+        except Exception as e:  # a busy engine is not a lost node: the next reconciliation tries again
+            log.warning('node %s: stale container %s not removed now (%s)', node, container_id[:12], e)

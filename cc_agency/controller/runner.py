@@ -165,30 +165,16 @@ class BatchRun:
         try:
             self.engine.ensure_image(image['url'], strip_protected_prefix(image['auth']) if image.get('auth') else None,
                                      disable_pull=docker_conf.get('core_image', {}).get('disable_pull', False))
-            self.container_id = self.engine.create_container(
-                name=container_name(self.batch_id, self.attempt),
-                image=image['url'],
-                entrypoint=jobs.ENTRYPOINT,
-                labels={BATCH_LABEL: str(self.batch_id), ATTEMPT_LABEL: str(self.attempt),
-                        EXPERIMENT_LABEL: self.batch['experimentId']},
-                ram_mib=settings['ram'],
-                environment=node_conf.get('environment'),
-                network=node_conf.get('network'),
-                gpu_ids=self.gpu_ids,
-                user=docker_conf['container_user'],
-            )
-            job = jobs.job_file(self.batch, self.experiment,
-                                validate_connectors=not self.experiment.get('disableConnectorValidation'))
-            archive = jobs.container_archive(job, self.controller.agent_source, uid=_uid(docker_conf['container_user']))
-            self.engine.put_archive(self.container_id, '/', archive)
-            self.engine.start(self.container_id)
+            with self.engine.start_slots:
+                self._create_and_copy_and_start(image, settings, docker_conf, node_conf)
         except ImageError as e:
             raise AttemptFailed([str(e)], permanent=e.permanent)
         except EngineError as e:
-            self._remove_container()
+            # the engine may have done what timed out: the attempt is released only once no container of it is left
+            self._remove_container(surely=True)
             raise AttemptFailed([str(e)])
         except docker.errors.APIError as e:
-            self._remove_container()
+            self._remove_container(surely=True)
             explanation = str(e.explanation or e)
             permanent = 'executable file not found' in explanation or 'no such file' in explanation.lower()
             reason = 'the container could not be started on node {}: {}'.format(self.node, explanation)
@@ -197,6 +183,25 @@ class BatchRun:
             raise AttemptFailed([reason], permanent=permanent)
         log.info('batch %s: attempt %d started on node %s in container %s', self.batch_id, self.attempt, self.node,
                  self.container_id[:12])
+
+    def _create_and_copy_and_start(self, image, settings, docker_conf, node_conf):
+        self.container_id = self.engine.create_container(
+            name=container_name(self.batch_id, self.attempt),
+            image=image['url'],
+            entrypoint=jobs.ENTRYPOINT,
+            labels={BATCH_LABEL: str(self.batch_id), ATTEMPT_LABEL: str(self.attempt),
+                    EXPERIMENT_LABEL: self.batch['experimentId']},
+            ram_mib=settings['ram'],
+            environment=node_conf.get('environment'),
+            network=node_conf.get('network'),
+            gpu_ids=self.gpu_ids,
+            user=docker_conf['container_user'],
+        )
+        job = jobs.job_file(self.batch, self.experiment,
+                            validate_connectors=not self.experiment.get('disableConnectorValidation'))
+        archive = jobs.container_archive(job, self.controller.agent_source, uid=_uid(docker_conf['container_user']))
+        self.engine.put_archive(self.container_id, '/', archive)
+        self.engine.start(self.container_id)
 
     # --- phase 2: processing -> succeeded | failed | registered ------------------------------------------------------
     def _wait_for_exit(self):
@@ -269,14 +274,23 @@ class BatchRun:
         if remove:
             self._remove_container()
 
-    def _remove_container(self):
-        if self.container_id is None:
-            return
-        try:
-            self.engine.remove(self.container_id)
-        except (EngineError, docker.errors.APIError) as e:
-            log.warning('batch %s: container %s on node %s not removed now (%s); it is removed when the node is '
-                        'reconciled', self.batch_id, self.container_id[:12], self.node, e)
+    def _remove_container(self, surely=False):
+        """Remove this attempt's container (by name when its creation timed out before we learnt its id).
+
+        `surely`: keep trying while the node is online, so that the attempt is not retried elsewhere while a
+        container of it may still start here.
+        """
+        target = self.container_id or container_name(self.batch_id, self.attempt)
+        while True:
+            try:
+                self.engine.remove(target)
+                return
+            except (EngineError, docker.errors.APIError) as e:
+                if not surely or not self.controller.node_online(self.node) or self.controller.stopping.is_set():
+                    log.warning('batch %s: container %s on node %s not removed now (%s); it is removed when the '
+                                'node is reconciled', self.batch_id, target[:24], self.node, e)
+                    return
+                self.controller.stopping.wait(ENGINE_RETRY_S)
 
 
 def _uid(user):
