@@ -18,7 +18,7 @@ from cc_agency.controller.runner import BatchRun
 from cc_agency.controller.reconcile import reconcile_node
 from cc_agency.controller.scheduler import remove_incomplete_registrations, schedule_pass
 from cc_agency.db import BATCHES, ensure_indexes
-from cc_agency.states import CANCELLED
+from cc_agency.states import ACTIVE_STATES, CANCELLED
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +83,11 @@ class Controller:
         reconcile_node(self, name)
 
     def node_lost(self, name, reason):
-        """Fail the attempts running on a node that went offline; they are retried elsewhere."""
-        for batch_id, run in self.runs().items():
-            if run['node'] == name:
-                BatchRun(self, batch_id, name, run['attempt']).abandon(
-                    'node {} went offline: {}'.format(name, reason))
+        """Fail the attempts the database places on a node that stayed offline; they are retried elsewhere."""
+        active = self.db[BATCHES].find({'node': name, 'state': {'$in': list(ACTIVE_STATES)}}, {'attempts': 1})
+        for batch in list(active):
+            BatchRun(self, batch['_id'], name, batch['attempts']).abandon(
+                'node {} went offline: {}'.format(name, reason))
 
     # --- loops --------------------------------------------------------------------------------------------------
     def serve_forever(self):

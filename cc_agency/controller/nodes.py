@@ -2,9 +2,10 @@
 
 One thread per node probes its engine at a fixed interval with a short timeout, so a dead or hung engine
 costs only its own thread and is noticed within PROBE_INTERVAL_S + PROBE_TIMEOUT_S. A state change is written
-to the `nodes` collection with its reason in the node's history. A node that goes offline loses its running
-attempts (they are failed and retried elsewhere); a node that comes (back) online is reconciled with the
-database before new batches go there, and again every RECONCILE_INTERVAL_S.
+to the `nodes` collection with its reason in the node's history. A node that stays offline for
+NODE_LOST_GRACE_S loses its running attempts (they are failed and retried elsewhere); a node that comes (back)
+online is reconciled with the database (its running containers adopted) before new batches go there, and
+again every RECONCILE_INTERVAL_S.
 """
 import logging
 import threading
@@ -20,6 +21,9 @@ OFFLINE = 'offline'
 PROBE_INTERVAL_S = 1.0
 PROBE_TIMEOUT_S = 3.0
 RECONCILE_INTERVAL_S = 30.0
+# how long the batches of an offline node wait for it before they are retried elsewhere: an engine that restarts
+# (with --live-restore) or recovers from a hang within this time gets its containers adopted, not run twice
+NODE_LOST_GRACE_S = 10.0
 
 
 class NodeMonitor(threading.Thread):
@@ -30,6 +34,8 @@ class NodeMonitor(threading.Thread):
         self.engine = controller.engines[name]
         self.state = None
         self.last_reconcile = 0.0
+        self.offline_since = None
+        self.offline_reason = None
 
     def run(self):
         while not self.controller.stopping.is_set():
@@ -66,16 +72,19 @@ class NodeMonitor(threading.Thread):
              '$push': {'history': history_push({'state': ONLINE, 'time': now(), 'debugInfo': None})}},
             upsert=True)
         log.info('node %s online: %d MiB RAM, %d CPUs, %d GPUs', self.name, info['ramMiB'], info['cpus'], len(gpus))
-        self.state = ONLINE
+        self.state, self.offline_since = ONLINE, None
         self.controller.set_node_status(self.name, status)
 
     def _set_offline(self, reason):
         self.engine.reset()
         if self.state == OFFLINE:
+            if self.offline_since is not None and time.monotonic() - self.offline_since >= NODE_LOST_GRACE_S:
+                self.controller.node_lost(self.name, self.offline_reason)
+                self.offline_since = None  # its batches are elsewhere now; this happens once per outage
             return
         log.warning('node %s offline: %s', self.name, reason)
         self.controller.set_node_status(self.name, {'state': OFFLINE})  # no new batches go there from now on
-        self.controller.node_lost(self.name, reason)
+        self.offline_since, self.offline_reason = time.monotonic(), reason
         self.controller.db[NODES].update_one(
             {'_id': self.name},
             {'$set': {'state': OFFLINE},
