@@ -17,21 +17,19 @@ import copy
 import os
 import random
 import sys
-import threading
 import time
-from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import pymongo  # noqa: E402
 from bson import ObjectId  # noqa: E402
-from pymongo import monitoring  # noqa: E402
 
 from cc_agency.controller.placement import (BINPACK, SPREAD, BatchRequest, Gpu, NodeCapacity, Placement,  # noqa: E402
-                                            Unplaceable, fits_now, never_fit_reason, place, score)
+                                            fits_now, never_fit_reason, place, score)
 from cc_agency.controller.scheduler import schedule_pass  # noqa: E402
 from cc_agency.db import ensure_indexes  # noqa: E402
 from tests.services import MongoServer  # noqa: E402
+from tests.services.mongo import CommandCounter  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------------------- core
@@ -112,32 +110,6 @@ def bench_core():
 
 
 # --------------------------------------------------------------------------------------------------- pass
-
-class CommandCounter(monitoring.CommandListener):
-    """Round trips (commands) by name and documents returned by find/getMore."""
-
-    def __init__(self):
-        self.commands = Counter()
-        self.documents = 0
-        self.lock = threading.Lock()
-
-    def reset(self):
-        with self.lock:
-            self.commands.clear()
-            self.documents = 0
-
-    def started(self, event):
-        with self.lock:
-            self.commands[event.command_name] += 1
-
-    def succeeded(self, event):
-        cursor = event.reply.get('cursor') if isinstance(event.reply, dict) else None
-        if cursor:
-            with self.lock:
-                self.documents += len(cursor.get('firstBatch', cursor.get('nextBatch', [])))
-
-    def failed(self, event):
-        pass
 
 
 class PassController:

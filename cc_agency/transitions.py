@@ -84,11 +84,17 @@ def _was_applied(db, batch_id, to_state, entry_time):
 
 
 def void_experiment_secrets_if_done(db, experiment_id):
-    """Once every batch of an experiment has ended, overwrite its image registry credentials."""
-    if db[BATCHES].count_documents({'experimentId': experiment_id, 'state': {'$nin': list(TERMINAL_STATES)}}, limit=1):
-        return
+    """Once every batch of an experiment has ended, overwrite its image registry credentials.
+
+    Runs after each terminal transition, so it asks the cheap question first: does the experiment (one lookup by
+    _id) still hold a protected value? Only then are its unfinished batches counted.
+    """
     oid = ObjectId(experiment_id)
     experiment = db[EXPERIMENTS].find_one({'_id': oid}, {'container.settings.image.auth': 1})
     auth = (experiment or {}).get('container', {}).get('settings', {}).get('image', {}).get('auth')
-    if auth:
-        db[EXPERIMENTS].update_one({'_id': oid}, {'$set': {'container.settings.image.auth': replace_protected(auth, VOIDED)}})
+    voided = replace_protected(auth, VOIDED) if auth else auth
+    if voided == auth:
+        return
+    if db[BATCHES].count_documents({'experimentId': experiment_id, 'state': {'$nin': list(TERMINAL_STATES)}}, limit=1):
+        return
+    db[EXPERIMENTS].update_one({'_id': oid}, {'$set': {'container.settings.image.auth': voided}})

@@ -57,8 +57,7 @@ class Controller:
 
     def launch(self, batch_id, node, attempt, gpu_ids=(), container_id=None):
         """Run (or, with container_id, adopt) one attempt of a batch in its own thread."""
-        with self._lock:
-            self._runs[batch_id] = {'attempt': attempt, 'node': node, 'containerId': container_id}
+        self.run_started(batch_id, attempt, node, container_id)  # tracked before its thread exists
         run = BatchRun(self, batch_id, node, attempt, gpu_ids, container_id)
         threading.Thread(target=run.run, name='batch-{}'.format(batch_id), daemon=True).start()
 

@@ -1,35 +1,13 @@
 """A scheduling pass against the real database: its round trips and reads follow what it places, not the queue."""
-import threading
 from collections import Counter
 
 import pymongo
 import pytest
 from bson import ObjectId
-from pymongo import monitoring
 
 from cc_agency.controller.scheduler import NEVER_FIT_SWEEP_S, SchedulePass, schedule_pass
 from cc_agency.db import ensure_indexes
-
-
-class Commands(monitoring.CommandListener):
-    def __init__(self):
-        self.names, self.documents, self.lock = Counter(), 0, threading.Lock()
-
-    def reset(self):
-        self.names, self.documents = Counter(), 0
-
-    def started(self, event):
-        with self.lock:
-            self.names[event.command_name] += 1
-
-    def succeeded(self, event):
-        cursor = event.reply.get('cursor') if isinstance(event.reply, dict) else None
-        if cursor:
-            with self.lock:
-                self.documents += len(cursor.get('firstBatch', cursor.get('nextBatch', [])))
-
-    def failed(self, event):
-        pass
+from tests.services.mongo import CommandCounter
 
 
 class FakeController:
@@ -47,7 +25,7 @@ class FakeController:
 
 @pytest.fixture
 def counted_db(mongo_server, mongo_db):
-    commands = Commands()
+    commands = CommandCounter()
     client = pymongo.MongoClient(mongo_server.host, mongo_server.port, directConnection=True,
                                  event_listeners=[commands])
     db = client[mongo_db.name]
@@ -80,11 +58,11 @@ def test_a_pass_reads_about_what_it_places_whatever_the_queue_length(counted_db)
     commands.reset()
     assert schedule_pass(controller) == 10
     # active batches, one page of the queue, its experiment; one conditional update per placement
-    assert commands.names == {'find': 3, 'update': 10}
+    assert commands.commands == {'find': 3, 'update': 10}
     assert commands.documents <= 2 * 10 * 2 + 1  # a page holds what the room could take at 256 MiB a batch
     commands.reset()
     assert schedule_pass(controller) == 0
-    assert commands.names == {'find': 1} and commands.documents == 10  # full: only the active batches are read
+    assert commands.commands == {'find': 1} and commands.documents == 10  # full: only the active batches are read
     assert Counter(node for _, node, _ in controller.launched) == {'n0': 5, 'n1': 5}
 
 
@@ -96,7 +74,7 @@ def test_blocked_experiments_are_left_out_of_the_next_page(counted_db):
     controller = FakeController(db, nodes(1, 20 * 512))
     commands.reset()
     assert schedule_pass(controller) == 7
-    finds, documents = commands.names['find'], commands.documents
+    finds, documents = commands.commands['find'], commands.documents
     placed = Counter(db.batches.find_one({'_id': batch_id})['experimentId'] for batch_id, _, _ in controller.launched)
     assert placed == {limited: 2, free: 5}
     assert registering not in placed
@@ -130,7 +108,7 @@ def test_while_the_nodes_are_full_batches_that_never_fit_are_still_failed_now_an
     too_large = add_experiment(db, 1, time=2, ram=8192)
     commands.reset()
     assert schedule_pass(controller) == 0
-    assert commands.names == {'find': 1}  # full, and the queue was read just now: nothing more
+    assert commands.commands == {'find': 1}  # full, and the queue was read just now: nothing more
     SchedulePass.last_queue_read[id(controller)] -= NEVER_FIT_SWEEP_S  # as if that was a while ago
     assert schedule_pass(controller) == 0
     assert db.batches.find_one({'experimentId': too_large})['state'] == 'failed'

@@ -10,6 +10,7 @@ it, a stray ``secantusd.toml`` would be read). The product never imports Secantu
 """
 
 import atexit
+import collections
 import os
 import shutil
 import signal
@@ -18,6 +19,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from pymongo import monitoring
 
 from .processes import free_port, pid_alive, signal_pid, terminate_pid, wait_pid_gone
 
@@ -191,3 +194,33 @@ def _stop_live_servers():
             server.remove()
         except Exception:   # best effort at exit
             pass
+
+
+class CommandCounter(monitoring.CommandListener):
+    """A pymongo command listener: round trips (commands) by name, and documents returned by find/getMore.
+
+    Pass it as ``event_listeners=[counter]`` to a MongoClient; ``reset()`` between measurements.
+    """
+
+    def __init__(self):
+        self.commands = collections.Counter()
+        self.documents = 0
+        self.lock = threading.Lock()
+
+    def reset(self):
+        with self.lock:
+            self.commands.clear()
+            self.documents = 0
+
+    def started(self, event):
+        with self.lock:
+            self.commands[event.command_name] += 1
+
+    def succeeded(self, event):
+        cursor = event.reply.get('cursor') if isinstance(event.reply, dict) else None
+        if cursor:
+            with self.lock:
+                self.documents += len(cursor.get('firstBatch', cursor.get('nextBatch', [])))
+
+    def failed(self, event):
+        pass
