@@ -29,7 +29,7 @@ import requests  # noqa: E402
 from bson import ObjectId  # noqa: E402
 
 from cc_agency import auth  # noqa: E402
-from cc_agency.broker.indexes import LIST_ORDER  # noqa: E402
+from cc_agency.db import LIST_ORDER  # noqa: E402
 from cc_agency.broker.listing import list_order  # noqa: E402
 from cc_agency.broker.routes.batches import LIST_PROJECTION  # noqa: E402
 from cc_agency.broker.routes.red import new_batch  # noqa: E402

@@ -17,7 +17,6 @@ import concurrent.futures
 import os
 import queue
 import sys
-import threading
 import time
 import uuid
 
