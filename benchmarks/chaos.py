@@ -1,8 +1,9 @@
 """Chaos run (by hand, bounded in time): 300 batches while engines die and come back, the controller is killed
 twice and the database restarts once. Prints terminal / lost / double-run counts (goal: 300/300, 0, 0).
 
-Ground truth for double runs comes from the batches themselves: each command reports its start and end to a
-run-log HTTP server on loopback; two overlapping runs of one batch are a double run.
+Ground truth for double runs comes from the batches themselves: each run of a command reports its start,
+heartbeats and end to a run-log HTTP server on loopback; two runs of one batch alive at the same time are a
+double run.
 
     python3 benchmarks/chaos.py [--batches 300] [--timeout 600]
 """
@@ -15,26 +16,30 @@ import threading
 import time
 import uuid
 
+import pymongo
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tests import reds  # noqa: E402
 from tests.services import DockerEngine, FileServer, MongoServer, load_images, stop_engines  # noqa: E402
 from tests.services.agency import Agency, agency_config  # noqa: E402
 
-# reports start and end to the run log, sleeps a little, writes its output
+# reports its start, a heartbeat every 0.25 s and its end to the run log (as /<batch>/<run>/<event>), then writes
+# its output
 SCRIPT = (
-    "import sys, time, urllib.request; a = sys.argv[1:]; log = a[2]; "
-    "urllib.request.urlopen(log + '/start', data=b'', timeout=10); time.sleep(1.5); "
-    "open('result.txt', 'w').write(open(a[0]).read()); "
-    "urllib.request.urlopen(log + '/end', data=b'', timeout=10)"
+    "import os, sys, time, urllib.request; a = sys.argv[1:]; run = a[2] + '/' + os.urandom(6).hex(); "
+    "post = lambda what: urllib.request.urlopen(run + '/' + what, data=b'', timeout=10); "
+    "post('start'); [(time.sleep(0.25), post('beat')) for _ in range(6)]; "
+    "open('result.txt', 'w').write(open(a[0]).read()); post('end')"
 )
+BEAT_S = 0.25
 
 
 class RunLog(http.server.ThreadingHTTPServer):
-    """POST /<key>/start and /<key>/end, recorded with the time they arrived."""
+    """POST /<batch>/<run>/<event>: the time span of every run of every batch, from its first to its last event."""
 
     def __init__(self):
-        self.events = collections.defaultdict(list)
+        self.spans = collections.defaultdict(dict)  # batch key -> run -> [first, last]
         self.lock = threading.Lock()
         server = self
 
@@ -43,9 +48,11 @@ class RunLog(http.server.ThreadingHTTPServer):
                 pass
 
             def do_POST(self):
-                _, key, what = self.path.split('/')
+                _, key, run, _event = self.path.split('/')
+                when = time.time()
                 with server.lock:
-                    server.events[key].append((what, time.time()))
+                    span = server.spans[key].setdefault(run, [when, when])
+                    span[1] = when
                 self.send_response(200)
                 self.send_header('Content-Length', '0')
                 self.end_headers()
@@ -54,17 +61,39 @@ class RunLog(http.server.ThreadingHTTPServer):
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
     def double_runs(self):
-        """Keys whose runs overlapped in time (a start while another run of the same batch had not ended)."""
+        """Batch keys two of whose runs were alive at the same time.
+
+        A run is alive from its first to its last event; a run killed from outside stops sending, so it counts as
+        alive up to one heartbeat after its last event. Runs one after the other (a retry) are not double runs.
+        """
         doubles = []
         with self.lock:
-            for key, events in self.events.items():
-                open_runs = 0
-                for what, _ in sorted(events, key=lambda e: e[1]):
-                    open_runs += 1 if what == 'start' else -1
-                    if open_runs > 1:
+            for key, spans in self.spans.items():
+                alive_until = None
+                for first, last in sorted(spans.values()):
+                    if alive_until is not None and first < alive_until:
                         doubles.append(key)
                         break
+                    alive_until = max(alive_until or 0, last + BEAT_S)
         return doubles
+
+
+def explain_double_runs(run_log, mongo, db_name, experiment_id, log_url, t0):
+    """For each double run: when its runs started and ended, and the batch's history (to find the cause)."""
+    client = pymongo.MongoClient(mongo.uri)
+    try:
+        for key in run_log.double_runs():
+            word = '{}/{}'.format(log_url, key)
+            batch = next(b for b in client[db_name]['batches'].find({'experimentId': experiment_id})
+                         if word in repr(b['inputs']))
+            print('double run of batch {} (key {}):'.format(batch['_id'], key))
+            for first, last in sorted(run_log.spans[key].values()):
+                print('    {:7.2f} s  run alive until {:.2f} s'.format(first - t0, last - t0))
+            for entry in batch['history']:
+                print('    {:7.2f} s  {:<10} node={} {}'.format(entry['time'] - t0, entry['state'], entry.get('node'),
+                                                              (entry.get('debugInfo') or [''])[0][:160]))
+    finally:
+        client.close()
 
 
 def restart(engine):
@@ -155,6 +184,8 @@ def main():
                     len(run_log.double_runs())))
                 print('attempts per batch: {}'.format(dict(sorted(attempts.items()))))
                 print('outputs uploaded: {}/{}'.format(uploads, args.batches))
+                explain_double_runs(run_log, mongo, conf['mongo']['db'], experiment_id, log_url, t0)
+                print('controller log: {}'.format(os.path.join(agency.work_dir, 'controller.log')))
         finally:
             for engine in engines:
                 engine.resume()

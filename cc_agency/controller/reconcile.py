@@ -4,6 +4,11 @@ For every container of this agency on the node: the current attempt of a process
 this process watches is adopted (if it exited meanwhile, its result is recorded at once); anything else is a
 stale container of an older attempt or of an ended batch and is removed. A batch the database places on this
 node that has neither a container nor a watching thread has vanished: its attempt fails (and is retried).
+
+A batch still `scheduled` here that no thread of this process starts (the controller died between placing and
+starting it) is resumed: the same attempt is started again on this node, replacing a container of it that an
+earlier process may have created. Its command never ran as that attempt (the batch would be processing), so a
+controller restart costs it no attempt; the container name, unique per engine and attempt, keeps it to one run.
 """
 import logging
 
@@ -12,7 +17,7 @@ from bson.errors import InvalidId
 
 from cc_agency.controller.runner import BatchRun
 from cc_agency.db import BATCHES
-from cc_agency.states import ACTIVE_STATES, PROCESSING
+from cc_agency.states import ACTIVE_STATES, PROCESSING, SCHEDULED
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +30,10 @@ def _batch_id(label):
 
 
 def plan_reconciliation(node, containers, active_batches, runs):
-    """Decide what to do (pure): returns (adopt, remove, vanished).
+    """Decide what to do (pure): returns (adopt, resume, remove, vanished).
 
-    adopt: [(batch_id, attempt, container_id, gpu_ids)], remove: [container_id], vanished: [batch_id].
+    adopt: [(batch_id, attempt, container_id, gpu_ids)], resume: [(batch_id, attempt, gpu_ids)],
+    remove: [container_id], vanished: [batch_id].
     """
     adopt, remove, accounted = [], [], set()
     for container in containers:
@@ -38,12 +44,19 @@ def plan_reconciliation(node, containers, active_batches, runs):
         if run is not None and run['attempt'] == container['attempt'] and run['node'] == node:
             accounted.add(batch_id)  # a thread of this process watches it
         elif current and run is None and batch['state'] == PROCESSING:
-            adopt.append((batch_id, container['attempt'], container['id'], tuple(batch.get('usedGPUs') or ())))
+            adopt.append((batch_id, container['attempt'], container['id'], _gpu_ids(batch)))
             accounted.add(batch_id)
-        else:
+        elif not (current and run is None and batch['state'] == SCHEDULED):  # such a container is replaced on resume
             remove.append(container['id'])
-    vanished = [batch_id for batch_id in active_batches if batch_id not in accounted and batch_id not in runs]
-    return adopt, remove, vanished
+    unwatched = [batch_id for batch_id in active_batches if batch_id not in accounted and batch_id not in runs]
+    resume = [(batch_id, active_batches[batch_id]['attempts'], _gpu_ids(active_batches[batch_id]))
+              for batch_id in unwatched if active_batches[batch_id]['state'] == SCHEDULED]
+    vanished = [batch_id for batch_id in unwatched if active_batches[batch_id]['state'] != SCHEDULED]
+    return adopt, resume, remove, vanished
+
+
+def _gpu_ids(batch):
+    return tuple(batch.get('usedGPUs') or ())
 
 
 def reconcile_node(controller, node):
@@ -52,11 +65,14 @@ def reconcile_node(controller, node):
     with controller.scheduling_lock:
         active = {batch['_id']: batch for batch in controller.db[BATCHES].find(
             {'node': node, 'state': {'$in': list(ACTIVE_STATES)}}, {'attempts': 1, 'state': 1, 'usedGPUs': 1})}
-        adopt, remove, vanished = plan_reconciliation(node, containers, active, controller.runs())
+        adopt, resume, remove, vanished = plan_reconciliation(node, containers, active, controller.runs())
         for batch_id, attempt, container_id, gpu_ids in adopt:
             log.info('batch %s: adopting container %s of attempt %d on node %s', batch_id, container_id[:12], attempt,
                      node)
             controller.launch(batch_id, node, attempt, gpu_ids, container_id)
+        for batch_id, attempt, gpu_ids in resume:
+            log.info('batch %s: resuming attempt %d, scheduled on node %s but not started', batch_id, attempt, node)
+            controller.launch(batch_id, node, attempt, gpu_ids)
         for batch_id in vanished:
             reason = 'its container vanished from node {} (engine or controller restarted)'.format(node)
             BatchRun(controller, batch_id, node, active[batch_id]['attempts']).abandon(reason)

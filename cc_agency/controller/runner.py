@@ -184,8 +184,21 @@ class BatchRun:
         log.info('batch %s: attempt %d started on node %s in container %s', self.batch_id, self.attempt, self.node,
                  self.container_id[:12])
 
+    def _create(self, **settings):
+        """Create this attempt's container; one left by an earlier controller process (which placed the attempt but
+        died before it was processing, see reconcile.py) is removed first, so that the attempt runs once."""
+        try:
+            return self.engine.create_container(**settings)
+        except docker.errors.APIError as e:
+            if e.status_code != 409:
+                raise
+        log.info('batch %s: replacing the container of attempt %d left on node %s by an earlier controller process',
+                 self.batch_id, self.attempt, self.node)
+        self._remove_container(surely=True)
+        return self.engine.create_container(**settings)
+
     def _create_and_copy_and_start(self, image, settings, docker_conf, node_conf):
-        self.container_id = self.engine.create_container(
+        self.container_id = self._create(
             name=container_name(self.batch_id, self.attempt),
             image=image['url'],
             entrypoint=jobs.ENTRYPOINT,

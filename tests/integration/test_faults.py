@@ -6,7 +6,11 @@ import docker
 import pymongo
 import pytest
 import requests
+from bson import ObjectId
 
+from cc_agency import transitions
+from cc_agency.controller.engines import ATTEMPT_LABEL, BATCH_LABEL, EXPERIMENT_LABEL
+from cc_agency.controller.runner import container_name
 from tests import reds
 from tests.services import DockerEngine, load_images, stop_engines
 
@@ -174,6 +178,43 @@ def test_controller_killed_adopts_records_and_retries(cluster, file_server):
             assert e1 <= s2  # never two attempts at once
     for i in range(4):
         assert file_server.uploaded('/uploads/ctl-{}.out'.format(i)) == b'inw'
+
+
+def test_controller_killed_between_placing_and_starting_resumes_the_attempt(cluster, file_server):
+    """A controller that dies after placing batches but before starting them leaves them `scheduled`, perhaps with a
+    created container. Its successor starts that same attempt on that node: once, and without counting another."""
+    agency, session, engines = cluster
+    agency.stop_controller(kill=True)
+    experiment_id = submit(agency, session, sleeping_red(file_server, 2, 0, 'placed'))
+    first, second = sorted(b['_id'] for b in batches_of(agency, session, experiment_id))
+    client = pymongo.MongoClient(agency.conf['mongo']['host'], agency.conf['mongo']['port'], directConnection=True)
+    try:
+        db = client[agency.conf['mongo']['db']]
+        for batch_id, node in ((first, 'node1'), (second, 'node2')):  # what the dead controller's pass wrote
+            assert transitions.transition(db, {'_id': ObjectId(batch_id), 'state': 'registered'}, 'scheduled',
+                                          node=node, inc_fields={'attempts': 1}, match={'attempts': 0})
+    finally:
+        client.close()
+    engine_client = engines['node2'].client()
+    try:  # ... and the container it had created for the second one, not started
+        left = engine_client.containers.create(reds.TEST_IMAGE, ['true'], name=container_name(second, 1), labels={
+            BATCH_LABEL: second, ATTEMPT_LABEL: '1', EXPERIMENT_LABEL: experiment_id})
+    finally:
+        engine_client.close()
+
+    agency.start_controller()
+    done = agency.wait_terminal(session, experiment_id, 2, timeout=60)
+    assert {b['state'] for b in done} == {'succeeded'}
+    for batch_id, node in ((first, 'node1'), (second, 'node2')):
+        batch = full(agency, session, batch_id)
+        assert batch['attempts'] == 1 and batch['node'] == node, batch['history']
+        assert [h['state'] for h in batch['history']] == ['registered', 'scheduled', 'processing', 'succeeded']
+        assert session.get(agency.url + '/batches/{}/stdout'.format(batch_id)).text == 'slept\n'
+    assert left.id not in [c.id for c in containers_of(engines['node2'], second)]
+    assert 'resuming attempt 1' in agency.log('controller')
+    assert 'replacing the container of attempt 1' in agency.log('controller')
+    for i in range(2):
+        assert file_server.uploaded('/uploads/placed-{}.out'.format(i)) == b'inw'
 
 
 def test_lost_wake_up_is_picked_up_by_the_timer(cluster, file_server):

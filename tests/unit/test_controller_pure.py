@@ -33,22 +33,30 @@ def test_state_after_failure():
 
 
 def test_reconciliation_plan():
-    a, b, c, d = (ObjectId() for _ in range(4))
+    a, b, c, d, e = (ObjectId() for _ in range(5))
     containers = [
         {'id': 'ca', 'batchId': str(a), 'attempt': 1},  # processing, nobody watches: adopt
         {'id': 'cb', 'batchId': str(b), 'attempt': 1},  # batch is on attempt 2 now: stale
         {'id': 'cc', 'batchId': str(c), 'attempt': 2},  # watched by a thread: leave
         {'id': 'cx', 'batchId': 'garbage', 'attempt': 1},
+        {'id': 'ce', 'batchId': str(e), 'attempt': 3},  # scheduled, nobody starts it: replaced when resumed
+        {'id': 'ce2', 'batchId': str(e), 'attempt': 2},  # an older attempt of it: stale
     ]
     active = {a: {'attempts': 1, 'state': 'processing', 'usedGPUs': [1]},
               b: {'attempts': 2, 'state': 'processing'},
               c: {'attempts': 2, 'state': 'processing'},
-              d: {'attempts': 1, 'state': 'scheduled'}}
+              d: {'attempts': 1, 'state': 'scheduled', 'usedGPUs': [0, 2]},
+              e: {'attempts': 3, 'state': 'scheduled'}}
     runs = {c: {'attempt': 2, 'node': 'n1', 'containerId': 'cc'}}
-    adopt, remove, vanished = plan_reconciliation('n1', containers, active, runs)
+    adopt, resume, remove, vanished = plan_reconciliation('n1', containers, active, runs)
     assert adopt == [(a, 1, 'ca', (1,))]
-    assert remove == ['cb', 'cx']
-    assert sorted(vanished) == sorted([b, d])
+    assert sorted(resume) == sorted([(d, 1, (0, 2)), (e, 3, ())])
+    assert remove == ['cb', 'cx', 'ce2']
+    assert vanished == [b]
+    # a batch that a thread of this process starts is left to it, container or not
+    runs[d] = {'attempt': 1, 'node': 'n1', 'containerId': None}
+    runs[e] = {'attempt': 3, 'node': 'n1', 'containerId': None}
+    assert plan_reconciliation('n1', containers, active, runs)[1] == []
 
 
 def test_job_file_uses_unprefixed_access_and_archive_holds_job_privately():
