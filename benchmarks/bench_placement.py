@@ -136,8 +136,9 @@ def fill_queue(db, length):
         experiments.append({'_id': experiment_id, 'registrationComplete': True, 'registrationTime': 1000 + index,
                             'cli': {'inputs': {}, 'outputs': {}}, 'execution': {'settings': {}},
                             'container': {'settings': {'image': {'url': 'x'}, 'ram': 512}}})
-        for _ in range(min(100, length - index)):
+        for offset in range(min(100, length - index)):
             batches.append({'experimentId': str(experiment_id), 'state': 'registered', 'registrationTime': 1000 + index,
+                            'seq': index + offset + 1,
                             'attempts': 0, 'node': None, 'usedGPUs': None,
                             'requirements': {'ramMiB': 512, 'gpuVramMiB': []}, 'history': [],
                             'inputs': {'a': {'class': 'File', 'connector': {'command': 'c', 'access': {'url': 'u'}}}},

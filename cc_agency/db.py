@@ -6,6 +6,8 @@ Collections:
   batch_output  the command's stdout/stderr of a batch's last attempt, kept apart to keep `batches` small
   nodes         the engines the controller knows: state, RAM, CPUs, GPUs, history
   users, tokens, login_failures   authentication (broker)
+  counters      the last sequence number given to a batch and to an experiment (see `allocate_seq`); drop it only
+                together with both
 """
 import time
 
@@ -18,12 +20,15 @@ NODES = 'nodes'
 USERS = 'users'
 TOKENS = 'tokens'
 LOGIN_FAILURES = 'login_failures'
-ALL_COLLECTIONS = (EXPERIMENTS, BATCHES, BATCH_OUTPUT, NODES, USERS, TOKENS, LOGIN_FAILURES)
+COUNTERS = 'counters'
+ALL_COLLECTIONS = (EXPERIMENTS, BATCHES, BATCH_OUTPUT, NODES, USERS, TOKENS, LOGIN_FAILURES, COUNTERS)
 
-HISTORY_LIMIT = 100
-# lists are sorted by registration time, newest first; these indexes (alone and per user) serve that order, so a
-# page of GET /batches or /experiments never sorts the whole collection
-LIST_ORDER = [('registrationTime', -1), ('_id', -1)]  # entries kept per batch and node; older ones are dropped
+HISTORY_LIMIT = 100  # entries kept per batch and node; older ones are dropped
+# Every experiment and every batch gets a sequence number `seq` when it is registered (the batches of one
+# experiment a consecutive block): registration order as one integer. The queue is read and lists are paged in
+# this order, by ranges of it (see cc_agency.broker.listing), so that a page costs about what it returns.
+SEQ = 'seq'
+LIST_ORDER = [(SEQ, -1)]  # newest first
 
 
 def mongo_client(conf, server_selection_timeout_ms=3000):
@@ -50,7 +55,7 @@ def database(conf, **kwargs):
 def ensure_indexes(db):
     """Indexes every query of the broker and the controller relies on; idempotent."""
     batches = db[BATCHES]
-    batches.create_index([('state', 1), ('registrationTime', 1)])
+    batches.create_index([('state', 1), (SEQ, 1)])  # the queue, and lists by state
     batches.create_index([('experimentId', 1), ('state', 1)])
     batches.create_index([('node', 1), ('state', 1)])
     for collection in (batches, db[EXPERIMENTS]):
@@ -61,6 +66,23 @@ def ensure_indexes(db):
     db[TOKENS].create_index([('tokenHash', 1)], unique=True)
     db[TOKENS].create_index([('expiresAt', 1)])
     db[LOGIN_FAILURES].create_index([('username', 1), ('time', 1)])
+
+
+def allocate_seq(db, collection_name, count=1):
+    """Reserve `count` consecutive sequence numbers for documents of a collection; returns the first of them.
+
+    One atomic increment, whatever the count. A registration that fails afterwards leaves a gap, which no
+    reader minds: ranges of sequence numbers are only ever filtered, never counted as documents.
+    """
+    counter = db[COUNTERS].find_one_and_update({'_id': collection_name}, {'$inc': {'last': count}}, upsert=True,
+                                               return_document=pymongo.ReturnDocument.AFTER)
+    return counter['last'] - count + 1
+
+
+def last_seq(db, collection_name):
+    """The highest sequence number given out for a collection (0 when none was)."""
+    counter = db[COUNTERS].find_one({'_id': collection_name})
+    return counter['last'] if counter else 0
 
 
 def history_push(entry):

@@ -2,7 +2,7 @@
 
 The database work of a pass is proportional to what the pass decides, not to the length of the queue:
 1. one read of the batches that hold resources (scheduled, processing), projected to what placement needs;
-2. the queue in pages, oldest first (keyset on registrationTime, _id). Each page asks only for batches that can be
+2. the queue in pages, oldest first (keyset on the registration sequence number `seq`). Each page asks only for batches that can be
    decided now: those that fit the largest free RAM and the most free GPUs of one node, and those that no node
    could ever hold (they fail at once); never those of experiments already found blocked in this pass (at their
    batchConcurrencyLimit, not fully registered). A page holds at most as many batches as the free RAM could
@@ -25,7 +25,7 @@ from bson import ObjectId
 from cc_agency import transitions
 from cc_agency.controller import connector_checks, jobs
 from cc_agency.controller.placement import BatchRequest, Gpu, NodeCapacity, Placement, Placer, Unplaceable
-from cc_agency.db import BATCHES, EXPERIMENTS, now
+from cc_agency.db import BATCHES, EXPERIMENTS, SEQ, now
 from cc_agency.red import MIN_RAM_MIB
 from cc_agency.states import ACTIVE_STATES, FAILED, REGISTERED, SCHEDULED
 
@@ -34,8 +34,7 @@ log = logging.getLogger(__name__)
 PAGE_LIMIT = 1000  # most queued batches read in one round trip
 NEVER_FIT_SWEEP_S = 10  # while no node has room: how often batches that can never run are looked for
 INCOMPLETE_REGISTRATION_TTL_S = 300
-QUEUE_ORDER = [('registrationTime', 1), ('_id', 1)]
-QUEUE_PROJECTION = {'experimentId': 1, 'requirements': 1, 'attempts': 1, 'registrationTime': 1}
+QUEUE_PROJECTION = {'experimentId': 1, 'requirements': 1, 'attempts': 1, SEQ: 1}
 EXPERIMENT_PROJECTION = {'registrationComplete': 1, 'execution.settings.batchConcurrencyLimit': 1,
                          'disableConnectorValidation': 1, 'connectorChecksPassed': 1, 'cli.inputs': 1,
                          'cli.outputs': 1}
@@ -80,12 +79,9 @@ def queue_filter(placer, blocked_experiment_ids, after=None):
                   {'requirements.gpuVramMiB.{}'.format(most_gpus): {'$exists': True}}]
     if vrams:
         never_fits.append({'requirements.gpuVramMiB': {'$gt': max(vrams)}})
-    clauses = [{'$or': [fits_now] + never_fits}]
+    query = {'state': REGISTERED, '$or': [fits_now] + never_fits}
     if after is not None:
-        registration_time, batch_id = after
-        clauses.append({'$or': [{'registrationTime': {'$gt': registration_time}},
-                                {'registrationTime': registration_time, '_id': {'$gt': batch_id}}]})
-    query = {'state': REGISTERED, '$and': clauses}
+        query[SEQ] = {'$gt': after}
     if blocked_experiment_ids:
         query['experimentId'] = {'$nin': sorted(blocked_experiment_ids)}
     return query
@@ -126,14 +122,14 @@ class SchedulePass:
                 break
             limit = page_limit(self.placer) if room else PAGE_LIMIT  # no room: only batches that never fit match
             page = list(self.db[BATCHES].find(queue_filter(self.placer, self.blocked, after), QUEUE_PROJECTION)
-                        .sort(QUEUE_ORDER).limit(limit).batch_size(limit))
+                        .sort(SEQ, 1).limit(limit).batch_size(limit))
             SchedulePass.last_queue_read[id(self.controller)] = time.monotonic()
             self._load_experiments({batch['experimentId'] for batch in page})
             for batch in page:
                 self._decide(batch)
             if len(page) < limit:
                 break
-            after = (page[-1]['registrationTime'], page[-1]['_id'])
+            after = page[-1][SEQ]
         return self.scheduled
 
     def _never_fit_sweep_due(self):

@@ -1,9 +1,13 @@
 """List and count endpoints: every filter, pagination, order, and 400s that name the bad parameter."""
+import flask
+import pymongo
+import pymongo.monitoring
 import pytest
 from bson import ObjectId
 
-from cc_agency.broker.listing import list_order
+from cc_agency.broker.listing import find_page
 from cc_agency.broker.routes.batches import LIST_PROJECTION
+from cc_agency.db import last_seq
 from tests.integration.api_support import broker  # noqa: F401 (fixture)
 
 
@@ -141,19 +145,78 @@ def test_unknown_ids_are_404(broker, data, path):
     assert data['alice'].delete(broker.url + '/batches/{}'.format(ObjectId()), timeout=10).status_code == 404
 
 
-def plan_stages(plan):
-    stages = []
-    while plan:
-        stages.append((plan.get('stage'), plan.get('indexName')))
-        plan = plan.get('inputStage')
-    return stages
+@pytest.fixture(scope='module')
+def sparse(broker):
+    """Three experiments of 40 batches; seven batches, spread over them, failed on two nodes."""
+    dave = broker.user_session('dave')
+    experiments = [broker.submit(dave, batches=40) for _ in range(3)]
+    everything = [doc['_id'] for doc in broker.db['batches'].find({'username': dave.username}).sort('seq', 1)]
+    failed = [everything[i] for i in (0, 1, 39, 40, 77, 100, 119)]
+    for i, batch_id in enumerate(failed):
+        broker.db['batches'].update_one({'_id': ObjectId(batch_id)},
+                                        {'$set': {'state': 'failed', 'node': 'node-{}'.format(i % 2)}})
+    return dave, experiments, [str(i) for i in everything], [str(i) for i in failed]
 
 
 @pytest.mark.parametrize('ascending', [False, True])
-def test_the_admin_list_walks_an_index_instead_of_sorting(broker, data, ascending):
-    """What keeps GET /batches?limit=100 fast with 100,000 batches on MongoDB: the first page comes from an index
-    in the list's order, with no in-memory sort of every batch."""
-    cursor = broker.db['batches'].find({}, LIST_PROJECTION).sort(list_order(ascending)).limit(100)
-    stages = plan_stages(cursor.explain()['queryPlanner']['winningPlan'])
-    assert 'SORT' not in [stage for stage, _ in stages], stages
-    assert ('IXSCAN', 'registrationTime_-1__id_-1') in stages, stages
+def test_pages_of_sparse_matches_are_exact_at_every_skip(broker, sparse, ascending):
+    """A filter that matches few batches makes a page read several ranges; skip may end inside any of them."""
+    dave, experiments, everything, failed = sparse
+    order = (lambda ids: ids) if ascending else (lambda ids: list(reversed(ids)))
+    flag = 'true' if ascending else 'false'
+    cases = [({'state': 'failed'}, failed), ({'node': 'node-1'}, failed[1::2]),
+             ({'experimentId': experiments[1], 'state': 'failed'}, failed[3:5]),
+             ({'experimentId': experiments[2]}, everything[80:]), ({}, everything)]
+    for params, expected in cases:
+        expected = order(expected)
+        for skip in range(0, len(expected) + 1, max(1, len(expected) // 7)):
+            for limit in (1, 3, 100):
+                listed = ids(broker.get(dave, '/batches', skip=skip, limit=limit, ascending=flag, **params))
+                assert listed == expected[skip:skip + limit], (params, skip, limit)
+
+
+def test_a_page_reads_one_range_as_wide_as_itself(broker, mongo_server):
+    """What keeps GET /batches?limit=100 fast with 100,000 batches: the first page of a list is one read of the
+    100 newest sequence numbers (with an index on them), not a read of every batch, whatever the server."""
+    erin = broker.user_session('erin')
+    experiments = [broker.submit(erin, batches=120), broker.submit(erin, batches=40)]
+    everything = [str(doc['_id']) for doc in broker.db['batches'].find({'username': erin.username}).sort('seq', 1)]
+    commands = Aggregates()
+    client = pymongo.MongoClient(mongo_server.host, mongo_server.port, directConnection=True,
+                                 event_listeners=[commands])
+    try:
+        collection = client[broker.db.name]['batches']
+        with flask.Flask(__name__).test_request_context('/batches?limit=100'):
+            page = find_page(collection, {'username': erin.username}, LIST_PROJECTION)
+        assert [str(doc['_id']) for doc in page] == list(reversed(everything))[:100]
+        [pipeline] = commands.pipelines
+        newest = last_seq(collection.database, 'batches')
+        assert pipeline[0] == {'$match': {'username': erin.username, 'seq': {'$gte': newest - 99, '$lte': newest}}}
+        assert 'history' not in page[0] and 'inputs' not in page[0]
+        # a batch list of one experiment reads only the range of its batches
+        block = [doc['seq'] for doc in collection.find({'experimentId': experiments[1]}, {'seq': 1})]
+        commands.pipelines.clear()
+        with flask.Flask(__name__).test_request_context('/batches?limit=10&skip=35'):
+            page = find_page(collection, {}, LIST_PROJECTION, seq_range=(min(block), max(block)))
+        assert [str(doc['_id']) for doc in page] == list(reversed(everything[120:]))[35:]
+        for pipeline in commands.pipelines:
+            assert min(block) <= pipeline[0]['$match']['seq']['$gte'] <= pipeline[0]['$match']['seq']['$lte'] <= max(block)
+    finally:
+        client.close()
+
+
+class Aggregates(pymongo.monitoring.CommandListener):
+    """The pipelines of the aggregate commands a client sends."""
+
+    def __init__(self):
+        self.pipelines = []
+
+    def started(self, event):
+        if event.command_name == 'aggregate':
+            self.pipelines.append(event.command['pipeline'])
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        pass

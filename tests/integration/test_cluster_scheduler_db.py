@@ -6,7 +6,7 @@ import pytest
 from bson import ObjectId
 
 from cc_agency.controller.scheduler import NEVER_FIT_SWEEP_S, SchedulePass, schedule_pass
-from cc_agency.db import ensure_indexes
+from cc_agency.db import allocate_seq, ensure_indexes
 from tests.services.mongo import CommandCounter
 
 
@@ -35,15 +35,16 @@ def counted_db(mongo_server, mongo_db):
 
 
 def add_experiment(db, count, time, ram=512, gpus=(), limit=None, complete=True):
-    experiment_id = ObjectId()
+    """An experiment of `count` queued batches, registered after those added before it (as POST /red does)."""
+    experiment_id, first = ObjectId(), allocate_seq(db, 'batches', count)
     db.experiments.insert_one({'_id': experiment_id, 'registrationComplete': complete, 'registrationTime': time,
                                'cli': {'inputs': {}, 'outputs': {}},
                                'execution': {'settings': {'batchConcurrencyLimit': limit} if limit else {}},
                                'container': {'settings': {'image': {'url': 'img'}, 'ram': ram}}})
     db.batches.insert_many([{'experimentId': str(experiment_id), 'state': 'registered', 'registrationTime': time,
-                             'attempts': 0, 'node': None, 'usedGPUs': None, 'history': [], 'inputs': {},
+                             'seq': first + i, 'attempts': 0, 'node': None, 'usedGPUs': None, 'history': [], 'inputs': {},
                              'outputs': {}, 'requirements': {'ramMiB': ram, 'gpuVramMiB': list(gpus)}}
-                            for _ in range(count)])
+                            for i in range(count)])
     return str(experiment_id)
 
 

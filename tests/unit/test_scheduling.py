@@ -78,18 +78,15 @@ def test_queue_filter_asks_for_what_fits_now_or_never_fits():
     nodes = [NodeCapacity('a', 8192, 1024, gpus=[Gpu(0, 4096), Gpu(1, 2048)], used_gpu_ids=[0]),
              NodeCapacity('b', 4096, 0), NodeCapacity('c', 65536, 0, online=False)]
     placer = Placer(nodes, 'spread')
-    after = (12.5, 'id')
-    query = queue_filter(placer, {'e2', 'e1'}, after)
+    query = queue_filter(placer, {'e2', 'e1'}, after=4711)
     assert query == {
         'state': 'registered',
         'experimentId': {'$nin': ['e1', 'e2']},
-        '$and': [
-            {'$or': [{'requirements.ramMiB': {'$lte': 7168}, 'requirements.gpuVramMiB.1': {'$exists': False}},
-                     {'requirements.ramMiB': {'$gt': 65536}},
-                     {'requirements.gpuVramMiB.2': {'$exists': True}},
-                     {'requirements.gpuVramMiB': {'$gt': 4096}}]},
-            {'$or': [{'registrationTime': {'$gt': 12.5}}, {'registrationTime': 12.5, '_id': {'$gt': 'id'}}]},
-        ]}
+        'seq': {'$gt': 4711},
+        '$or': [{'requirements.ramMiB': {'$lte': 7168}, 'requirements.gpuVramMiB.1': {'$exists': False}},
+                {'requirements.ramMiB': {'$gt': 65536}},
+                {'requirements.gpuVramMiB.2': {'$exists': True}},
+                {'requirements.gpuVramMiB': {'$gt': 4096}}]}
     assert page_limit(placer) == (7168 + 4096) // 256
 
 

@@ -1,4 +1,5 @@
 """GET /batches, /batches/count, /batches/<id>, its stdout and stderr; DELETE /batches/<id> cancels it."""
+from bson import ObjectId
 from flask import Blueprint, Response, jsonify
 
 from cc_agency import transitions
@@ -6,7 +7,7 @@ from cc_agency.broker.context import broker, db, object_id, requires_auth, user_
 from cc_agency.broker.documents import batch_json
 from cc_agency.broker.errors import ApiError, not_found
 from cc_agency.broker.listing import find_page, hide_incomplete_registrations, list_filter
-from cc_agency.db import BATCHES, BATCH_OUTPUT
+from cc_agency.db import BATCHES, BATCH_OUTPUT, EXPERIMENTS
 from cc_agency.states import CANCELLED, TERMINAL_STATES
 
 blueprint = Blueprint('batches', __name__)
@@ -22,11 +23,22 @@ def _find_batch(batch_id, projection=None):
     return doc
 
 
+def _seq_range(query):
+    """The sequence numbers the batches of the experiment named in the query have (None: no experiment named)."""
+    if not isinstance(query.get('experimentId'), str):
+        return None
+    experiment = db()[EXPERIMENTS].find_one({'_id': ObjectId(query['experimentId'])}, {'batchSeq': 1, 'batchCount': 1})
+    if experiment is None:
+        return 1, 0  # none
+    return experiment['batchSeq'], experiment['batchSeq'] + experiment['batchCount'] - 1
+
+
 @blueprint.get('/batches')
 @requires_auth
 def list_batches():
     query = hide_incomplete_registrations(list_filter(FILTERS))
-    return jsonify([batch_json(doc) for doc in find_page(db()[BATCHES], query, LIST_PROJECTION)])
+    page = find_page(db()[BATCHES], query, LIST_PROJECTION, _seq_range(query))
+    return jsonify([batch_json(doc) for doc in page])
 
 
 @blueprint.get('/batches/count')

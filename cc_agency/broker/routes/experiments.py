@@ -18,8 +18,8 @@ def _visible(query):
 @blueprint.get('/experiments')
 @requires_auth
 def list_experiments():
-    cursor = find_page(db()[EXPERIMENTS], _visible(list_filter(FILTERS)), {'cli': 0})
-    return jsonify([experiment_json(doc) for doc in cursor])
+    page = find_page(db()[EXPERIMENTS], _visible(list_filter(FILTERS)), {'cli': 0})
+    return jsonify([experiment_json(doc) for doc in page])
 
 
 @blueprint.get('/experiments/count')

@@ -16,7 +16,7 @@ from flask import Blueprint, g, jsonify, request
 from cc_agency.broker.context import bool_arg, broker, db, requires_auth
 from cc_agency.broker.errors import ApiError, bad_request
 from cc_agency.broker.storable import UnstorableError, check_storable
-from cc_agency.db import BATCHES, EXPERIMENTS, now
+from cc_agency.db import BATCHES, EXPERIMENTS, allocate_seq, now
 from cc_agency.red import RedError, parse_red
 from cc_agency.states import REGISTERED
 
@@ -26,9 +26,10 @@ INSERT_CHUNK = 1000  # batches per insert_many: bounded request size, whatever t
 TOO_LARGE_CODES = (10334, 17419, 17420)  # BSONObjectTooLarge and kin: a document beyond 16 MB
 
 
-def new_batch(experiment_id, username, registration_time, batch, requirements):
+def new_batch(experiment_id, seq, username, registration_time, batch, requirements):
     return {
         'experimentId': experiment_id,
+        'seq': seq,
         'username': username,
         'registrationTime': registration_time,
         'state': REGISTERED,
@@ -81,11 +82,14 @@ def register_red():
     })
     database = db()
     try:
+        first_seq = allocate_seq(database, BATCHES, len(batches))
+        experiment.update(seq=allocate_seq(database, EXPERIMENTS), batchSeq=first_seq)
         database[EXPERIMENTS].insert_one(experiment)
         for start in range(0, len(batches), INSERT_CHUNK):
             database[BATCHES].insert_many(
-                [new_batch(str(experiment_id), username, registration_time, batch, experiment['requirements'])
-                 for batch in batches[start:start + INSERT_CHUNK]],
+                [new_batch(str(experiment_id), first_seq + index, username, registration_time, batch,
+                           experiment['requirements'])
+                 for index, batch in enumerate(batches[start:start + INSERT_CHUNK], start)],
                 ordered=False,
             )
         database[EXPERIMENTS].update_one({'_id': experiment_id}, {'$set': {'registrationComplete': True}})
