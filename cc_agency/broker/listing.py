@@ -1,19 +1,16 @@
-"""Query parameters shared by list and count endpoints (filters, skip, limit, order), and how a page is read.
+"""Query parameters shared by list and count endpoints (filters, skip, limit, order), and reading a page.
 
 Lists are in registration order, newest first (or oldest first with `ascending`): the order of the sequence
-numbers `seq` that registration gives every experiment and batch (cc_agency.db.allocate_seq). A page is read in
-ranges of sequence numbers, from the newest one down: first a range as wide as the page, then ranges 4 times
-wider each, until the page is full. The first stage of each read, the range with at most one equality (username
-or state), is served by the indexes (seq), (username, seq) and (state, seq); other filters apply to what it
-finds. So a page costs about what it returns when the filter matches much of the range, and at most about 4/3 of
-a plain scan when it matches little; `skip` counts whole ranges instead of reading them. This also keeps pages
-cheap on servers that read every document matching a query before they apply its limit.
+numbers `seq` that registration gives every experiment and batch. A page is read by ranges of sequence numbers
+(cc_agency.seq_order), led by the username or else the state filter (indexes (seq), (username, seq),
+(state, seq)), so that it costs about what it returns.
 """
 from flask import request
 
 from cc_agency.broker.context import bool_arg, db, int_arg, object_id, shown, user_scope
 from cc_agency.broker.errors import bad_request
-from cc_agency.db import EXPERIMENTS, SEQ, last_seq
+from cc_agency.db import EXPERIMENTS, last_seq
+from cc_agency.seq_order import read_in_order
 from cc_agency.states import ALL_STATES
 
 DEFAULT_LIMIT = 100
@@ -66,20 +63,6 @@ def split_query(query):
     return {}, rest
 
 
-def seq_ranges(low, high, first_width, ascending=False, growth=4):
-    """Ranges (first, last) of sequence numbers covering low..high, from high down (or from low up when
-    `ascending`); the first is `first_width` wide, each next one `growth` times wider (pure)."""
-    width = max(1, first_width)
-    while low <= high:
-        if ascending:
-            yield low, min(high, low + width - 1)
-            low += width
-        else:
-            yield max(low, high - width + 1), high
-            high -= width
-        width *= growth
-
-
 def find_page(collection, query, projection=None, seq_range=None):
     """The page the request's skip, limit and ascending ask for, of the documents matching `query`.
 
@@ -94,22 +77,4 @@ def find_page(collection, query, projection=None, seq_range=None):
     if seq_range is not None:
         low, high = max(low, seq_range[0]), min(high, seq_range[1])
     lead, rest = split_query(query)
-    page = []
-    for first, last in seq_ranges(low, high, skip + limit, ascending):
-        stages = [{'$match': dict(lead, **{SEQ: {'$gte': first, '$lte': last}})}] + ([{'$match': rest}] if rest else [])
-        if skip:
-            in_range = next(collection.aggregate(stages + [{'$count': 'n'}]), {'n': 0})['n']
-            if in_range <= skip:
-                skip -= in_range
-                continue
-        stages.append({'$sort': {SEQ: 1 if ascending else -1}})
-        if skip:
-            stages.append({'$skip': skip})
-            skip = 0
-        stages.append({'$limit': limit - len(page)})
-        if projection:
-            stages.append({'$project': projection})
-        page.extend(collection.aggregate(stages))
-        if len(page) == limit:
-            break
-    return page
+    return read_in_order(collection, lead, rest, low, high, limit, skip, ascending, projection)

@@ -1,12 +1,14 @@
-"""How a page of a list is cut into ranges of sequence numbers, and which filter leads the read (pure)."""
-from cc_agency.broker.listing import NOTHING, seq_ranges, split_query
+"""How a read in registration order is cut into ranges of sequence numbers, and which filter of a list leads the
+read of a page (pure)."""
+from cc_agency.broker.listing import NOTHING, split_query
+from cc_agency.seq_order import seq_ranges
 
 
 def test_ranges_start_as_wide_as_the_page_and_grow_until_everything_is_covered():
-    assert list(seq_ranges(1, 1000, 100)) == [(901, 1000), (501, 900), (1, 500)]
+    assert list(seq_ranges(1, 1000, 100, ascending=False)) == [(901, 1000), (501, 900), (1, 500)]
     assert list(seq_ranges(1, 1000, 100, ascending=True)) == [(1, 100), (101, 500), (501, 1000)]
     assert list(seq_ranges(1, 1000, 5000)) == [(1, 1000)]
-    assert list(seq_ranges(40, 60, 5, growth=2)) == [(56, 60), (46, 55), (40, 45)]
+    assert list(seq_ranges(40, 60, 5, ascending=False, growth=2)) == [(56, 60), (46, 55), (40, 45)]
     assert list(seq_ranges(1, 0, 100)) == []  # nothing registered yet
 
 
