@@ -6,8 +6,8 @@ first a range as wide as what is wanted, then ranges 4 times wider each, until i
 read is the range together with at most one equality (`lead`) that has an index with seq; the rest of the query
 applies to what that stage finds. So a read costs about what it returns when the query matches much of a range,
 and at most about 4/3 of a plain scan when it matches little, on any MongoDB-wire server -- also on those that
-read every document matching a query before they apply its limit, and without the cost of a large `skip`, which
-counts whole ranges instead of reading them.
+read every document matching a query before they apply its limit. A `skip` costs one read of the ranges it
+passes (counted, not returned).
 """
 from cc_agency.db import SEQ
 
@@ -32,19 +32,19 @@ def read_in_order(collection, lead, rest, low, high, limit, skip=0, ascending=Tr
     found = []
     for first, last in seq_ranges(low, high, skip + limit, ascending):
         stages = [{'$match': dict(lead, **{SEQ: {'$gte': first, '$lte': last}})}] + ([{'$match': rest}] if rest else [])
-        if skip:
-            in_range = next(collection.aggregate(stages + [{'$count': 'n'}]), {'n': 0})['n']
+        page = [{'$sort': {SEQ: 1 if ascending else -1}}, {'$skip': skip}, {'$limit': limit - len(found)}]
+        if projection:
+            page.append({'$project': projection})
+        if not skip:
+            found.extend(collection.aggregate(stages + page))
+        else:  # one read of the range tells how many it holds and, when that is more than skip, the page
+            [result] = collection.aggregate(stages + [{'$facet': {'n': [{'$count': 'n'}], 'page': page}}])
+            in_range = result['n'][0]['n'] if result['n'] else 0
             if in_range <= skip:
                 skip -= in_range
                 continue
-        stages.append({'$sort': {SEQ: 1 if ascending else -1}})
-        if skip:
-            stages.append({'$skip': skip})
+            found.extend(result['page'])
             skip = 0
-        stages.append({'$limit': limit - len(found)})
-        if projection:
-            stages.append({'$project': projection})
-        found.extend(collection.aggregate(stages))
         if len(found) == limit:
             break
     return found
