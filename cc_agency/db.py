@@ -25,8 +25,8 @@ ALL_COLLECTIONS = (EXPERIMENTS, BATCHES, BATCH_OUTPUT, NODES, USERS, TOKENS, LOG
 
 HISTORY_LIMIT = 100  # entries kept per batch and node; older ones are dropped
 # Every experiment and every batch gets a sequence number `seq` when it is registered (the batches of one
-# experiment a consecutive block): registration order as one integer. The queue is read and lists are paged in
-# this order, by ranges of it (see cc_agency.broker.listing), so that a page costs about what it returns.
+# experiment a consecutive block): registration order as one integer. The queue and the lists are in this order;
+# lists are read by ranges of it (cc_agency.seq_order), so that a page costs about what it returns.
 SEQ = 'seq'
 LIST_ORDER = [(SEQ, -1)]  # newest first
 
