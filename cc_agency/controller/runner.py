@@ -99,17 +99,29 @@ class BatchRun:
                     self._start()
                 if self.container_id is not None:
                     self._wait_and_record()
-        except Exception:
+        except Exception as e:
             log.exception('batch %s on node %s: attempt %d crashed in the controller', self.batch_id, self.node,
                           self.attempt)
+            self._give_up(e)
         finally:
             self.controller.run_ended(self.batch_id, self.attempt)
             self.controller.wake()
 
-    def abandon(self, reason):
+    def _give_up(self, error):
+        """Fail an attempt that crashed in the controller (a bad document, a bug), so that it is neither left
+        behind nor resumed again and again; not while the controller stops (its successor resumes the attempt)."""
+        if self.controller.stopping.is_set():
+            return
+        try:  # the error's type only: its message may quote a batch's values
+            self.abandon('the controller failed while running this attempt ({})'.format(type(error).__name__),
+                         remove=True)
+        except Exception:
+            log.exception('batch %s: the failure of attempt %d could not be recorded', self.batch_id, self.attempt)
+
+    def abandon(self, reason, remove=False):
         """Fail this attempt without waiting for it (its node is lost or its container vanished)."""
         if self._load() and self.batch['state'] in (SCHEDULED, PROCESSING):
-            self._fail(self.batch['state'], AttemptFailed([reason]), remove=False)
+            self._fail(self.batch['state'], AttemptFailed([reason]), remove=remove)
 
     def _load(self):
         """Read the batch (this attempt's) and its experiment; False when the batch moved on to another attempt."""

@@ -2,10 +2,8 @@
 killed; the database restarts; wake-ups are lost. Nothing may be lost, run twice at once, or left stuck."""
 import time
 
-import docker
 import pymongo
 import pytest
-import requests
 from bson import ObjectId
 
 from cc_agency import transitions
@@ -215,6 +213,29 @@ def test_controller_killed_between_placing_and_starting_resumes_the_attempt(clus
     assert 'replacing the container of attempt 1' in agency.log('controller')
     for i in range(2):
         assert file_server.uploaded('/uploads/placed-{}.out'.format(i)) == b'inw'
+
+
+def test_an_attempt_that_crashes_in_the_controller_fails_and_the_controller_goes_on(cluster, file_server):
+    """A document the runner cannot handle (here: an experiment whose image was removed from the database) fails
+    its attempts with a reason; it is not left scheduled, not resumed for ever, and other batches still run."""
+    agency, session, _ = cluster
+    agency.stop_controller()
+    broken = submit(agency, session, sleeping_red(file_server, 1, 0, 'broken'))
+    client = pymongo.MongoClient(agency.conf['mongo']['host'], agency.conf['mongo']['port'], directConnection=True)
+    try:
+        client[agency.conf['mongo']['db']]['experiments'].update_one(
+            {'_id': ObjectId(broken)}, {'$unset': {'container.settings.image': ''}})
+    finally:
+        client.close()
+    agency.start_controller()
+    [batch] = agency.wait_terminal(session, broken, 1, timeout=60)
+    batch = full(agency, session, batch['_id'])
+    assert batch['state'] == 'failed' and batch['attempts'] == 3, batch['history']
+    reasons = [h['debugInfo'][0] for h in batch['history'] if h['state'] in ('registered', 'failed') and h['debugInfo']]
+    assert len(reasons) == 3 and all('the controller failed while running this attempt (KeyError)' in reason
+                                     for reason in reasons), reasons
+    healthy = submit(agency, session, sleeping_red(file_server, 2, 0, 'healthy'))
+    assert {b['state'] for b in agency.wait_terminal(session, healthy, 2, timeout=60)} == {'succeeded'}
 
 
 def test_lost_wake_up_is_picked_up_by_the_timer(cluster, file_server):

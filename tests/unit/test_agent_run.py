@@ -9,8 +9,6 @@ under other interpreters.
 import http.server
 import json
 import os
-import shutil
-import stat
 import subprocess
 import sys
 import threading
