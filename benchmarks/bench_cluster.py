@@ -27,7 +27,7 @@ from bson import ObjectId  # noqa: E402
 from cc_agency.controller import jobs  # noqa: E402
 from tests import reds  # noqa: E402
 from tests.integration.cluster import command_red, nodes_of  # noqa: E402
-from tests.services import FileServer, MongoServer, load_images, start_engines, stop_engines  # noqa: E402
+from tests.services import FileServer, MongoServer, load_images_into, start_engines, stop_engines  # noqa: E402
 from tests.services.agency import Agency, agency_config  # noqa: E402
 
 TERMINAL = ('succeeded', 'failed', 'cancelled')
@@ -194,10 +194,7 @@ def main():
     with MongoServer() as mongo, FileServer() as files:
         engines = start_engines(3)
         try:
-            clients = [engine.client() for engine in engines]
-            load_images(clients)
-            for client in clients:
-                client.close()
+            load_images_into(engines)
             if args.what in ('makespan', 'all'):
                 bench_makespan(mongo, engines, args.batches, args.per_node, args.rounds)
             if args.what in ('work', 'all'):

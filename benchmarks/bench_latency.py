@@ -16,7 +16,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tests import reds  # noqa: E402
-from tests.services import DockerEngine, FileServer, MongoServer, load_images  # noqa: E402
+from tests.services import DockerEngine, FileServer, MongoServer, load_images_into  # noqa: E402
 from tests.services.agency import Agency, agency_config  # noqa: E402
 
 
@@ -28,9 +28,7 @@ def main():
         engine = DockerEngine(name='bench')
         engine.start()
         try:
-            client = engine.client()
-            load_images([client])
-            client.close()
+            load_images_into([engine])
             conf = agency_config(mongo, 'bench_' + uuid.uuid4().hex[:8],
                                  {'node1': {'base_url': engine.base_url, 'network': 'host'}})
             with Agency(conf) as agency:

@@ -21,7 +21,7 @@ import pymongo
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tests import reds  # noqa: E402
-from tests.services import DockerEngine, FileServer, MongoServer, load_images, stop_engines  # noqa: E402
+from tests.services import DockerEngine, FileServer, MongoServer, load_images_into, stop_engines  # noqa: E402
 from tests.services.agency import Agency, agency_config  # noqa: E402
 
 # reports its start, a heartbeat every 0.25 s and its end to the run log (as /<batch>/<run>/<event>), then writes
@@ -121,10 +121,7 @@ def main():
         try:
             for engine in engines:
                 engine.start()
-            clients = [engine.client() for engine in engines]
-            load_images(clients)
-            for client in clients:
-                client.close()
+            load_images_into(engines)
             nodes = {'node{}'.format(i + 1): {'base_url': e.base_url, 'network': 'host'} for i, e in enumerate(engines)}
             conf = agency_config(mongo, 'chaos_' + uuid.uuid4().hex[:8], nodes, attempts_to_fail=5)
             with Agency(conf) as agency:

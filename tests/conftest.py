@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 
-from tests.services import FileServer, MongoServer, DockerEngine, load_images, start_engines, stop_engines
+from tests.services import FileServer, MongoServer, DockerEngine, load_images_into, start_engines, stop_engines
 
 SERVICE_FIXTURES = {'mongo_server', 'mongo_client', 'mongo_db', 'engine', 'engine_client', 'engines3',
                     'file_server'}
@@ -78,11 +78,7 @@ def engine():
     node = DockerEngine(name='engine')
     try:
         node.start()
-        client = node.client()
-        try:
-            load_images([client])
-        finally:
-            client.close()
+        load_images_into([node])
         yield node
     finally:
         node.stop(remove=True)
@@ -101,12 +97,7 @@ def engine_client(engine):
 def engines3():
     nodes = start_engines(3)
     try:
-        clients = [node.client() for node in nodes]
-        try:
-            load_images(clients)
-        finally:
-            for client in clients:
-                client.close()
+        load_images_into(nodes)
         yield nodes
     finally:
         stop_engines(nodes)

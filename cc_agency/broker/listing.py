@@ -73,8 +73,7 @@ def find_page(collection, query, projection=None, seq_range=None):
     ascending = bool_arg('ascending')
     if any(value == NOTHING for value in query.values()):
         return []
-    low, high = 1, last_seq(collection.database, collection.name)
-    if seq_range is not None:
-        low, high = max(low, seq_range[0]), min(high, seq_range[1])
+    # a range given out at registration never goes beyond the last sequence number
+    low, high = seq_range or (1, last_seq(collection.database, collection.name))
     lead, rest = split_query(query)
     return read_in_order(collection, lead, rest, low, high, limit, skip, ascending, projection)

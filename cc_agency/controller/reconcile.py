@@ -43,10 +43,12 @@ def plan_reconciliation(node, containers, active_batches, runs):
         current = batch is not None and batch['attempts'] == container['attempt']
         if run is not None and run['attempt'] == container['attempt'] and run['node'] == node:
             accounted.add(batch_id)  # a thread of this process watches it
-        elif current and run is None and batch['state'] == PROCESSING:
-            adopt.append((batch_id, container['attempt'], container['id'], _gpu_ids(batch)))
-            accounted.add(batch_id)
-        elif not (current and run is None and batch['state'] == SCHEDULED):  # such a container is replaced on resume
+        elif current and run is None:
+            if batch['state'] == PROCESSING:
+                adopt.append((batch_id, container['attempt'], container['id'], _gpu_ids(batch)))
+                accounted.add(batch_id)
+            # scheduled: the batch is resumed below, and its attempt replaces this container
+        else:
             remove.append(container['id'])
     unwatched = [batch_id for batch_id in active_batches if batch_id not in accounted and batch_id not in runs]
     resume = [(batch_id, active_batches[batch_id]['attempts'], _gpu_ids(active_batches[batch_id]))

@@ -2,7 +2,6 @@
 connector access fails at once, retries follow attempts_to_fail and retryIfFailed, connector checks run once."""
 import time
 
-import pymongo
 import pytest
 from bson import ObjectId
 
@@ -126,11 +125,8 @@ def test_connector_checks_run_once_per_experiment(make_agency, engine, file_serv
     experiment_id = submit(agency, alice, reds.red(batches))
     done = batches_of(agency, alice, experiment_id, 4)
     assert [b['state'] for b in done] == ['succeeded'] * 4
-    client = pymongo.MongoClient(agency.conf['mongo']['host'], agency.conf['mongo']['port'], directConnection=True)
-    try:
-        experiment = client[agency.conf['mongo']['db']].experiments.find_one({'_id': ObjectId(experiment_id)})
-    finally:
-        client.close()
+    with agency.database() as db:
+        experiment = db.experiments.find_one({'_id': ObjectId(experiment_id)})
     image = reds.TEST_IMAGE
     assert set(experiment['connectorChecksPassed']) == {
         image, image + '|red-connector-http|cli-version', image + '|red-connector-http|receive-file-validate',

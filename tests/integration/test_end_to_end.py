@@ -1,5 +1,4 @@
 """A RED experiment end to end: broker -> MongoDB -> controller -> Docker engine -> connectors -> result."""
-import pymongo
 import requests
 
 from tests import reds
@@ -92,12 +91,8 @@ def test_unknown_image_fails_the_batch_with_a_clear_reason(agency, alice, file_s
 
 
 def _counts(agency):
-    client = pymongo.MongoClient(agency.conf['mongo']['host'], agency.conf['mongo']['port'], directConnection=True)
-    db = client[agency.conf['mongo']['db']]
-    try:
+    with agency.database() as db:
         return db.experiments.count_documents({}), db.batches.count_documents({})
-    finally:
-        client.close()
 
 
 def test_bad_input_gets_a_clear_4xx_and_writes_nothing(agency, alice, file_server):

@@ -10,7 +10,7 @@ from cc_agency import transitions
 from cc_agency.controller.engines import ATTEMPT_LABEL, BATCH_LABEL, EXPERIMENT_LABEL
 from cc_agency.controller.runner import container_name
 from tests import reds
-from tests.services import DockerEngine, load_images, stop_engines
+from tests.services import DockerEngine, load_images_into, start_engines, stop_engines
 
 SLEEP_SCRIPT = ("import sys, time; a = sys.argv[1:]; time.sleep(int(a[3].split('=')[1])); "
                 "open('result.txt', 'w').write(open(a[0]).read() + a[2]); print('slept')")
@@ -19,14 +19,9 @@ SLEEP_SCRIPT = ("import sys, time; a = sys.argv[1:]; time.sleep(int(a[3].split('
 @pytest.fixture(scope='module')
 def fault_engines():
     """Three engines with --live-restore (containers survive an engine restart, as in production set-ups)."""
-    nodes = [DockerEngine(name='fault{}'.format(i), extra_args=['--live-restore']) for i in (1, 2, 3)]
+    nodes = start_engines(3, names=['fault1', 'fault2', 'fault3'], extra_args=['--live-restore'])
     try:
-        for node in nodes:
-            node.start()
-        clients = [node.client() for node in nodes]
-        load_images(clients)
-        for client in clients:
-            client.close()
+        load_images_into(nodes)
         yield nodes
     finally:
         for node in nodes:
@@ -185,14 +180,10 @@ def test_controller_killed_between_placing_and_starting_resumes_the_attempt(clus
     agency.stop_controller(kill=True)
     experiment_id = submit(agency, session, sleeping_red(file_server, 2, 0, 'placed'))
     first, second = sorted(b['_id'] for b in batches_of(agency, session, experiment_id))
-    client = pymongo.MongoClient(agency.conf['mongo']['host'], agency.conf['mongo']['port'], directConnection=True)
-    try:
-        db = client[agency.conf['mongo']['db']]
+    with agency.database() as db:
         for batch_id, node in ((first, 'node1'), (second, 'node2')):  # what the dead controller's pass wrote
             assert transitions.transition(db, {'_id': ObjectId(batch_id), 'state': 'registered'}, 'scheduled',
                                           node=node, inc_fields={'attempts': 1}, match={'attempts': 0})
-    finally:
-        client.close()
     engine_client = engines['node2'].client()
     try:  # ... and the container it had created for the second one, not started
         left = engine_client.containers.create(reds.TEST_IMAGE, ['true'], name=container_name(second, 1), labels={
@@ -221,12 +212,8 @@ def test_an_attempt_that_crashes_in_the_controller_fails_and_the_controller_goes
     agency, session, _ = cluster
     agency.stop_controller()
     broken = submit(agency, session, sleeping_red(file_server, 1, 0, 'broken'))
-    client = pymongo.MongoClient(agency.conf['mongo']['host'], agency.conf['mongo']['port'], directConnection=True)
-    try:
-        client[agency.conf['mongo']['db']]['experiments'].update_one(
-            {'_id': ObjectId(broken)}, {'$unset': {'container.settings.image': ''}})
-    finally:
-        client.close()
+    with agency.database() as db:
+        db.experiments.update_one({'_id': ObjectId(broken)}, {'$unset': {'container.settings.image': ''}})
     agency.start_controller()
     [batch] = agency.wait_terminal(session, broken, 1, timeout=60)
     batch = full(agency, session, batch['_id'])
@@ -313,9 +300,7 @@ def test_tcp_engine_unreachable_is_like_dead(make_agency, fault_engines, file_se
     tcp_engine = DockerEngine(name='faulttcp', tcp=True)
     tcp_engine.start()
     try:
-        client = tcp_engine.client()
-        load_images([client])
-        client.close()
+        load_images_into([tcp_engine])
         # node0 sorts first, so the first batch goes there (spread, equal RAM, ties by name)
         agency = make_agency({'node0': {'base_url': tcp_engine.tcp_url, 'network': 'host'},
                               'node1': {'base_url': fault_engines[0].base_url, 'network': 'host'}})

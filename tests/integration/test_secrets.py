@@ -3,7 +3,6 @@ the database once the batch (connector access) or the whole experiment (registry
 import json
 import time
 
-import pymongo
 from bson import json_util
 
 from tests import reds
@@ -17,12 +16,8 @@ SECRETS = (USER, PASSWORD, REGISTRY_PASSWORD, WRONG_PASSWORD)
 
 
 def dump_database(agency):
-    client = pymongo.MongoClient(agency.conf['mongo']['host'], agency.conf['mongo']['port'], directConnection=True)
-    try:
-        db = client[agency.conf['mongo']['db']]
+    with agency.database() as db:
         return ''.join(json_util.dumps(list(db[name].find())) for name in db.list_collection_names())
-    finally:
-        client.close()
 
 
 def assert_no_secret(text, where):

@@ -2,12 +2,12 @@
 
 Plain Python (no pytest needed), so benchmark scripts use them too::
 
-    from tests.services import MongoServer, start_engines, stop_engines, load_images, FileServer, TEST_IMAGE
+    from tests.services import MongoServer, start_engines, stop_engines, load_images_into, FileServer, TEST_IMAGE
 
     with MongoServer() as mongo, FileServer() as files:
         engines = start_engines(3)
         try:
-            load_images([e.client() for e in engines])
+            load_images_into(engines)
             ...
         finally:
             stop_engines(engines)
@@ -18,10 +18,10 @@ pytest fixtures wrapping them are in tests/conftest.py. Facts behind the choices
 
 from .engines import API_VERSION, DockerEngine, EngineError, make_ca, start_engines, stop_engines
 from .fileserver import FileServer
-from .images import BUSYBOX_IMAGE, TEST_IMAGE, ImageBuildError, build_rootfs, load_images
+from .images import BUSYBOX_IMAGE, TEST_IMAGE, ImageBuildError, build_rootfs, load_images, load_images_into
 from .mongo import MongoServer, MongoServerError
 from .processes import free_port
 
 __all__ = ['API_VERSION', 'BUSYBOX_IMAGE', 'DockerEngine', 'EngineError', 'FileServer', 'ImageBuildError',
            'MongoServer', 'MongoServerError', 'TEST_IMAGE', 'build_rootfs', 'free_port', 'load_images',
-           'make_ca', 'start_engines', 'stop_engines']
+           'load_images_into', 'make_ca', 'start_engines', 'stop_engines']

@@ -3,12 +3,14 @@
 Everything runs as a separate real process on loopback, started and stopped by PID: the controller with
 `python -m cc_agency.controller.main`, the broker with `python -m cc_agency.broker.devserver` (threaded Werkzeug).
 """
+import contextlib
 import os
 import subprocess
 import sys
 import tempfile
 import time
 
+import pymongo
 import requests
 import yaml
 
@@ -121,6 +123,15 @@ class Agency:
         result = self.ccagency(*args, stdin=password + '\n')
         assert result.returncode == 0, result.stderr
         return username, password
+
+    @contextlib.contextmanager
+    def database(self):
+        """The agency's database, through a pymongo client of its own (closed afterwards)."""
+        client = pymongo.MongoClient(self.conf['mongo']['host'], self.conf['mongo']['port'], directConnection=True)
+        try:
+            yield client[self.conf['mongo']['db']]
+        finally:
+            client.close()
 
     def session(self, username, password):
         """A requests.Session that authenticates with a token fetched once with Basic auth."""

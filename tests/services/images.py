@@ -446,6 +446,16 @@ def load_images(clients, refs=ALL_IMAGES):
     return ids
 
 
+
+def load_images_into(engines, refs=ALL_IMAGES):
+    """`load_images` on clients of these engines (DockerEngine), opened here and closed again."""
+    clients = [engine.client() for engine in engines]
+    try:
+        return load_images(clients, refs)
+    finally:
+        for client in clients:
+            client.close()
+
 def main(argv=None):
     """`python3 -m tests.services.images`: builds (or finds) the cached rootfs tarballs and prints timings."""
     for ref in ALL_IMAGES:
