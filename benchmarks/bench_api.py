@@ -3,7 +3,8 @@
 Measures, on loopback, against SecantusDB (the MongoDB-wire server of the tests; see the note below):
   1. requests/s of GET /batches/<id> with a token (Bearer) and with HTTP Basic (a bcrypt check per call, the seed's
      default cost of 12 rounds), with ApacheBench (`ab`, Debian package apache2-utils) -- goal: token >= 20 x Basic;
-  2. POST /red with one experiment of 10,000 batches (goal: answered in < 2 s), and where its time goes;
+  2. POST /red with one experiment of 10,000 batches (goal: answered in < 2 s), where its time goes, and how long
+     the controller's registrar then takes to insert the batch documents (cc_agency/registration.py);
   3. GET /batches?limit=100 with 100,000 batches in the database (goal: < 50 ms median), without and with filters.
 
 uwsgi: Debian's `uwsgi` + `uwsgi-plugin-python3` embed Debian's /usr/bin/python3 (3.11), so the broker runs from a
@@ -14,9 +15,9 @@ venv made with that interpreter and `pip install <repo>` (the seed's install ste
     python3 benchmarks/bench_api.py [--venv DIR] [--token-requests 3000] [--basic-requests 60] [--list-batches 100000]
 
 Note: SecantusDB is a Python query layer over WiredTiger. Inserting costs it about 90 us per document plus about
-55 us per document and secondary index (it reads its index catalogue again for every document), so most of
-POST /red's time is the five indexes of `batches`; and it reads every document a query matches before it applies
-the limit, which is why lists are read by ranges of sequence numbers (cc_agency/seq_order.py).
+55 us per document and secondary index (it reads its index catalogue again for every document), which is why
+POST /red stages the batches in chunks of 1,000 (one document each) and leaves their insertion to the registrar;
+and it reads every document a query matches before it applies the limit, which is why lists are read by ranges of sequence numbers (cc_agency/seq_order.py).
 """
 import argparse
 import os
@@ -33,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import requests  # noqa: E402
 from bson import ObjectId  # noqa: E402
 
-from cc_agency import auth  # noqa: E402
+from cc_agency import auth, registration  # noqa: E402
 from cc_agency.db import allocate_seq  # noqa: E402
 from cc_agency.broker.routes.red import new_batch  # noqa: E402
 from cc_agency.red import parse_red  # noqa: E402
@@ -115,15 +116,21 @@ def run(args, broker, db):
     t0 = time.perf_counter()
     parse_red(red)
     parse_s = time.perf_counter() - t0
-    post_s = []
+    post_s, register_s = [], []
     for _ in range(args.red_runs):
         t0 = time.perf_counter()
         response = requests.post(broker.url + '/red', json=red, headers=bearer, timeout=600)
         post_s.append(time.perf_counter() - t0)
         assert response.status_code == 200, response.text
+        t0 = time.perf_counter()  # what the controller's registrar does next, here in this process
+        assert registration.register_pending(db) == 1
+        register_s.append(time.perf_counter() - t0)
+        assert db['batches'].count_documents({'experimentId': response.json()['experimentId']}) == args.red_batches
     print('   answered in {} s (median {:.2f} s; goal < 2 s)'.format(
         ', '.join('{:.2f}'.format(s) for s in post_s), statistics.median(post_s)))
     print('   of which RED validation (red-val, cc_agency.red.parse_red) {:.2f} s in the broker process'.format(parse_s))
+    print('   then the registrar inserts the batch documents in {} s (median {:.2f} s)'.format(
+        ', '.join('{:.2f}'.format(s) for s in register_s), statistics.median(register_s)))
 
     print('\n3. GET /batches?limit=100 with {} batches in the database'.format(args.list_batches))
     newest_experiment = fill(db, args.list_batches)

@@ -3,6 +3,7 @@
 Collections:
   experiments   one document per POST /red (the RED without batches and without the client's login)
   batches       one document per batch: state, node, attempts, history, inputs/outputs (secrets voided at the end)
+  pending_batches  batch documents of a registration under way, in chunks (see cc_agency.registration)
   batch_output  the command's stdout/stderr of a batch's last attempt, kept apart to keep `batches` small
   nodes         the engines the controller knows: state, RAM, CPUs, GPUs, history
   users, tokens, login_failures   authentication (broker)
@@ -21,7 +22,8 @@ USERS = 'users'
 TOKENS = 'tokens'
 LOGIN_FAILURES = 'login_failures'
 COUNTERS = 'counters'
-ALL_COLLECTIONS = (EXPERIMENTS, BATCHES, BATCH_OUTPUT, NODES, USERS, TOKENS, LOGIN_FAILURES, COUNTERS)
+PENDING_BATCHES = 'pending_batches'
+ALL_COLLECTIONS = (EXPERIMENTS, BATCHES, PENDING_BATCHES, BATCH_OUTPUT, NODES, USERS, TOKENS, LOGIN_FAILURES, COUNTERS)
 
 HISTORY_LIMIT = 100  # entries kept per batch and node; older ones are dropped
 # Every experiment and every batch gets a sequence number `seq` when it is registered (the batches of one
@@ -61,7 +63,8 @@ def ensure_indexes(db):
     for collection in (batches, db[EXPERIMENTS]):
         collection.create_index(LIST_ORDER)
         collection.create_index([('username', 1)] + LIST_ORDER)
-    db[EXPERIMENTS].create_index([('registrationComplete', 1)])
+    db[EXPERIMENTS].create_index([('registrationComplete', 1)])  # registrations under way
+    db[PENDING_BATCHES].create_index([('stagedAt', 1)])  # orphaned chunks
     db[USERS].create_index([('username', 1)], unique=True)
     db[TOKENS].create_index([('tokenHash', 1)], unique=True)
     db[TOKENS].create_index([('expiresAt', 1)])

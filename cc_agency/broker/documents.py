@@ -5,7 +5,6 @@ from cc_agency.secrets import MASK, mask_batch_secrets, replace_protected
 def experiment_json(doc):
     out = dict(doc)
     out['_id'] = str(doc['_id'])
-    out.pop('registrationComplete', None)
     image = out.get('container', {}).get('settings', {}).get('image', {})
     if image.get('auth'):
         settings = dict(out['container']['settings'], image=dict(image, auth=replace_protected(image['auth'], MASK)))

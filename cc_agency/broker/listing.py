@@ -7,9 +7,9 @@ numbers `seq` that registration gives every experiment and batch. A page is read
 """
 from flask import request
 
-from cc_agency.broker.context import bool_arg, db, int_arg, object_id, shown, user_scope
+from cc_agency.broker.context import bool_arg, int_arg, object_id, shown, user_scope
 from cc_agency.broker.errors import bad_request
-from cc_agency.db import EXPERIMENTS, last_seq
+from cc_agency.db import last_seq
 from cc_agency.seq_order import read_in_order
 from cc_agency.states import ALL_STATES
 
@@ -35,21 +35,6 @@ def list_filter(allowed):
         query['node'] = request.args['node']
     if 'experimentId' in allowed and request.args.get('experimentId') is not None:
         query['experimentId'] = str(object_id(request.args['experimentId'], 'experimentId'))
-    return query
-
-
-def hide_incomplete_registrations(query):
-    """Leave out batches of experiments whose registration is under way or broke off (the database went away
-    in the middle of POST /red): a request answered with an error must not show any of its batches. Such
-    experiments are few and short-lived (the controller removes broken ones), so this costs one small query."""
-    incomplete = [str(doc['_id']) for doc in db()[EXPERIMENTS].find({'registrationComplete': False}, {'_id': 1})]
-    if not incomplete:
-        return query
-    if 'experimentId' in query:
-        if query['experimentId'] in incomplete:
-            query['experimentId'] = NOTHING
-    else:
-        query['experimentId'] = {'$nin': incomplete}
     return query
 
 

@@ -1,7 +1,8 @@
 """The controller process: shared state and the threads that act on it.
 
-Threads: the scheduler loop (woken over ZeroMQ by the broker, by finished runs and by its timer), a ZeroMQ
-listener, one monitor per node, one thread per running batch attempt. Every loop catches and logs what goes
+Threads: the scheduler loop (woken over ZeroMQ by the broker, by finished runs and by its timer), the registrar
+(turns the batches the broker staged into batch documents), a ZeroMQ listener, one monitor per node, one thread
+per running batch attempt. Every loop catches and logs what goes
 wrong in one pass and goes on, so one bad document or one failing engine never stops scheduling.
 """
 import logging
@@ -11,12 +12,13 @@ import time
 import pymongo.errors
 import zmq
 
+from cc_agency import registration
 from cc_agency.controller import jobs
 from cc_agency.controller.engines import Engine
 from cc_agency.controller.nodes import NodeMonitor
 from cc_agency.controller.runner import BatchRun
 from cc_agency.controller.reconcile import reconcile_node
-from cc_agency.controller.scheduler import remove_incomplete_registrations, schedule_pass
+from cc_agency.controller.scheduler import schedule_pass
 from cc_agency.db import BATCHES, ensure_indexes
 from cc_agency.states import ACTIVE_STATES, CANCELLED
 
@@ -37,6 +39,7 @@ class Controller:
         self.agent_source = jobs.read_agent_source()
         self.stopping = threading.Event()
         self._wake = threading.Event()
+        self._wake_registrar = threading.Event()
         self._lock = threading.Lock()
         self.scheduling_lock = threading.RLock()  # decisions vs. reconciliation of a node
         self._node_status = {name: {'state': None} for name in self.engines}
@@ -45,6 +48,7 @@ class Controller:
     # --- shared state -------------------------------------------------------------------------------------------
     def wake(self):
         self._wake.set()
+        self._wake_registrar.set()
 
     def node_status(self):
         with self._lock:
@@ -92,9 +96,9 @@ class Controller:
     def serve_forever(self):
         self._wait_for_database()
         threading.Thread(target=self._listen, name='zmq-listener', daemon=True).start()
+        threading.Thread(target=self._register, name='registrar', daemon=True).start()
         for name in self.engines:
             NodeMonitor(self, name).start()
-        last_janitor = 0
         while not self.stopping.is_set():
             self._wake.wait(self.pass_interval_s)
             self._wake.clear()
@@ -104,14 +108,32 @@ class Controller:
                 with self.scheduling_lock:
                     schedule_pass(self)
                 self._stop_cancelled_runs()
-                if time.monotonic() - last_janitor > JANITOR_INTERVAL_S:
-                    remove_incomplete_registrations(self.db)
-                    last_janitor = time.monotonic()
             except pymongo.errors.ConnectionFailure as e:
                 log.warning('database unreachable (%s), scheduling resumes when it is back', type(e).__name__)
                 self.stopping.wait(1)
             except Exception:
                 log.exception('scheduling pass failed; the next pass goes on')
+                self.stopping.wait(1)
+
+    def _register(self):
+        """Registrar loop: finish the registrations the broker left to the controller, waking the scheduler after
+        each chunk of batches; remove the chunks of registrations that broke off, every JANITOR_INTERVAL_S."""
+        last_janitor = 0
+        while not self.stopping.is_set():
+            self._wake_registrar.wait(self.pass_interval_s)
+            self._wake_registrar.clear()
+            if self.stopping.is_set():
+                break
+            try:
+                registration.register_pending(self.db, on_chunk=self._wake.set)
+                if time.monotonic() - last_janitor > JANITOR_INTERVAL_S:
+                    registration.remove_orphans(self.db)
+                    last_janitor = time.monotonic()
+            except pymongo.errors.ConnectionFailure as e:
+                log.warning('database unreachable (%s), registration resumes when it is back', type(e).__name__)
+                self.stopping.wait(1)
+            except Exception:
+                log.exception('registration failed; the next round goes on')
                 self.stopping.wait(1)
 
     def stop(self):

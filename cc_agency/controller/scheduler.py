@@ -5,7 +5,7 @@ The database work of a pass is proportional to what the pass decides, not to the
 2. the queue in pages, oldest first (keyset on the registration sequence number `seq`). Each page asks only for
    batches that can be decided now: those that fit the largest free RAM and the most free GPUs of one node, and
    those that no node could ever hold (they fail at once); never those of experiments already found blocked in this
-   pass (at their batchConcurrencyLimit, not fully registered). A page holds at most as many batches as the free RAM
+   pass (at their batchConcurrencyLimit). A page holds at most as many batches as the free RAM
    could take, so a pass reads about what it places. When no node has room for the smallest batch, a pass reads no
    queue at all, except every NEVER_FIT_SWEEP_S to fail the batches that can never run;
 3. one read of the experiments of a page that were not seen yet in this pass;
@@ -25,7 +25,7 @@ from bson import ObjectId
 from cc_agency import transitions
 from cc_agency.controller import connector_checks, jobs
 from cc_agency.controller.placement import BatchRequest, Gpu, NodeCapacity, Placement, Placer, Unplaceable
-from cc_agency.db import BATCHES, EXPERIMENTS, SEQ, now
+from cc_agency.db import BATCHES, EXPERIMENTS, SEQ
 from cc_agency.red import MIN_RAM_MIB
 from cc_agency.states import ACTIVE_STATES, FAILED, REGISTERED, SCHEDULED
 
@@ -33,9 +33,8 @@ log = logging.getLogger(__name__)
 
 PAGE_LIMIT = 1000  # most queued batches read in one round trip
 NEVER_FIT_SWEEP_S = 10  # while no node has room: how often batches that can never run are looked for
-INCOMPLETE_REGISTRATION_TTL_S = 300
 QUEUE_PROJECTION = {'experimentId': 1, 'requirements': 1, 'attempts': 1, SEQ: 1}
-EXPERIMENT_PROJECTION = {'registrationComplete': 1, 'execution.settings.batchConcurrencyLimit': 1,
+EXPERIMENT_PROJECTION = {'execution.settings.batchConcurrencyLimit': 1,
                          'disableConnectorValidation': 1, 'connectorChecksPassed': 1, 'cli.inputs': 1,
                          'cli.outputs': 1}
 
@@ -151,8 +150,8 @@ class SchedulePass:
         if experiment_id in self.blocked:
             return
         experiment = self.experiments.get(experiment_id)
-        if experiment is None or not experiment.get('registrationComplete'):
-            self.blocked.add(experiment_id)  # being registered, or removed by the janitor
+        if experiment is None:
+            self.blocked.add(experiment_id)  # its experiment was dropped from the database
             return
         if experiment_id not in self.placer.concurrency:
             limit = concurrency_limit(experiment)
@@ -191,12 +190,3 @@ def schedule_pass(controller):
     scheduled = SchedulePass(controller).run()
     log.debug('scheduling pass: %d scheduled in %.1f ms', scheduled, 1000 * (time.perf_counter() - started))
     return scheduled
-
-
-def remove_incomplete_registrations(db):
-    """Experiments whose registration broke off half-way (database lost mid-request) are removed with their batches."""
-    cutoff = now() - INCOMPLETE_REGISTRATION_TTL_S
-    for experiment in db[EXPERIMENTS].find({'registrationComplete': False, 'registrationTime': {'$lt': cutoff}}, {'_id': 1}):
-        db[BATCHES].delete_many({'experimentId': str(experiment['_id'])})
-        db[EXPERIMENTS].delete_one({'_id': experiment['_id']})
-        log.warning('removed half-registered experiment %s', experiment['_id'])

@@ -1,13 +1,12 @@
 """Errors are JSON objects with a message and the right status: bad input is a 4xx (never a 500, never HTML), a
 database that went away is a 503, and a registration cut short by it leaves nothing visible behind."""
+import contextlib
 import json
-import threading
-import time
 
-import pymongo
 import pytest
 import requests
 
+from cc_agency import registration
 from tests import reds
 from tests.integration.api_support import Api, broker, start_broker  # noqa: F401 (fixture)
 from tests.services import MongoServer
@@ -100,8 +99,8 @@ def test_batch_larger_than_a_document_can_be_is_refused_whole(broker):
 
 @pytest.fixture
 def own_mongo():
-    """A MongoDB-wire server of this test alone: the test stops and kills it."""
-    server = MongoServer()
+    """A MongoDB-wire server of this test alone: the test stops it, or makes its writes fail (fail points)."""
+    server = MongoServer(extra_args=['--enable-test-commands'])
     try:
         server.start()
         yield server
@@ -141,27 +140,52 @@ def test_database_down_is_503_then_recovers(fragile, own_mongo):
     assert fragile.get(alice, '/experiments/count').json() == {'count': 1}  # the refused POST wrote nothing
 
 
-def test_registration_cut_short_by_the_database_shows_nothing(fragile, own_mongo):
-    """Kill the database while POST /red writes the batches of a large experiment: the client gets a 503, and after
-    the database is back, neither the experiment nor any of the batches already written is visible."""
-    alice = fragile.user_session('alice')
-    red = reds.red([reds.batch('http://127.0.0.1:9', name='in{}.txt'.format(i)) for i in range(4000)])
-    result = {}
-    poster = threading.Thread(target=lambda: result.update(response=post_red(fragile, alice, red)))
-    poster.start()
-    watcher = pymongo.MongoClient(own_mongo.uri, serverSelectionTimeoutMS=5000)
-    deadline = time.monotonic() + 60
-    while watcher[fragile.db.name]['batches'].count_documents({}) == 0:
-        assert time.monotonic() < deadline and poster.is_alive(), 'the batches were never being written'
-        time.sleep(0.05)
-    watcher.close()
-    own_mongo.kill()
-    poster.join(120)
-    assert_json_error(result['response'], 503)
+@contextlib.contextmanager
+def writes_failing(client, skip, commands=('insert', 'delete')):
+    """The database drops the connection of every `commands` command after the first `skip` (a failCommand fail
+    point, as the MongoDB driver tests use): writes fail from an exact point on, reads still work."""
+    client.admin.command('configureFailPoint', 'failCommand', mode={'skip': skip, 'times': 10 ** 6},
+                         data={'failCommands': list(commands), 'closeConnection': True})
+    try:
+        yield
+    finally:
+        client.admin.command('configureFailPoint', 'failCommand', mode='off')
 
-    own_mongo.start()
-    assert fragile.db['batches'].count_documents({}) > 0  # the half-written registration is really there
+
+def red_of(count):
+    return reds.red([reds.batch('http://127.0.0.1:9', name='in{}.txt'.format(i)) for i in range(count)])
+
+
+def test_registration_cut_short_by_the_database_shows_nothing(fragile):
+    """The database fails after two of the four chunks of an experiment's batches were staged, and the broker
+    cannot remove them: the client gets a 503, nothing of the experiment is visible, and the controller's janitor
+    removes the staged chunks."""
+    alice = fragile.user_session('alice')
+    with writes_failing(fragile.db.client, skip=2):
+        response = post_red(fragile, alice, red_of(4000))
+    assert 'database' in assert_json_error(response, 503)
+
+    assert fragile.db['pending_batches'].count_documents({}) == 2  # the half-written registration is really there
     assert fragile.get(alice, '/experiments').json() == []
     assert fragile.get(alice, '/experiments/count').json() == {'count': 0}
     assert fragile.get(alice, '/batches').json() == []
     assert fragile.get(alice, '/batches/count').json() == {'count': 0}
+    assert registration.remove_orphans(fragile.db, older_than_s=0) == 2
+    assert fragile.db['pending_batches'].count_documents({}) == 0
+
+
+def test_a_registration_the_broker_cannot_finish_is_finished_by_the_controller(fragile):
+    """The experiment is written, then inserting its batches fails: the answer is still its id (the registration
+    is committed), and what the controller's registrar runs registers every batch."""
+    alice = fragile.user_session('alice')
+    with writes_failing(fragile.db.client, skip=2, commands=('insert',)):  # the chunk and the experiment go in
+        response = post_red(fragile, alice, red_of(5))
+    assert response.status_code == 200, response.text
+    assert response.json()['registrationComplete'] is False
+    experiment_id = response.json()['experimentId']
+    assert fragile.get(alice, '/experiments/' + experiment_id).json()['registrationComplete'] is False
+    assert fragile.get(alice, '/batches/count', experimentId=experiment_id).json() == {'count': 0}
+
+    assert registration.register_pending(fragile.db) == 1
+    assert fragile.get(alice, '/experiments/' + experiment_id).json()['registrationComplete'] is True
+    assert fragile.get(alice, '/batches/count', experimentId=experiment_id).json() == {'count': 5}

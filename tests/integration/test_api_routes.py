@@ -46,7 +46,12 @@ def test_schema_red_is_red_vals_schema(broker):
 
 def test_post_red_registers_experiment_and_batches(broker):
     alice = broker.user_session('alice')
-    experiment_id = broker.submit(alice, batches=3, disableRetry='true', disableConnectorValidation='1')
+    red = reds.red([reds.batch('http://127.0.0.1:9', name='in{}.txt'.format(i)) for i in range(3)])
+    response = alice.post(broker.url + '/red', json=red, params={'disableRetry': 'true',
+                                                                 'disableConnectorValidation': '1'}, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.json()['registrationComplete'] is True  # one chunk: registered by the broker itself
+    experiment_id = response.json()['experimentId']
 
     experiment = broker.get(alice, '/experiments/' + experiment_id).json()
     assert experiment['_id'] == experiment_id
@@ -54,7 +59,8 @@ def test_post_red_registers_experiment_and_batches(broker):
     assert experiment['batchCount'] == 3
     assert experiment['disableRetry'] is True and experiment['disableConnectorValidation'] is True
     assert experiment['container']['settings']['image']['url'] == reds.TEST_IMAGE
-    assert 'batches' not in experiment and 'registrationComplete' not in experiment
+    assert 'batches' not in experiment and 'pendingChunks' not in experiment
+    assert experiment['registrationComplete'] is True
 
     batches = broker.get(alice, '/batches', experimentId=experiment_id, ascending='true').json()
     assert len(batches) == 3

@@ -4,7 +4,8 @@ cc-faice pins its own dependencies (cc-core 9.3, red-fill 9.3, urllib3 < 2, dock
 virtual environment, `.cache/faice-venv` (made here on first use with `pip install cc-faice==9.3.0`; PyPI must be
 reachable then, later runs reuse it). `faice exec` validates the RED with red-val, fills `{{variables}}` (from a
 keyring, else by asking on the terminal), then POSTs the whole RED to `<execution.settings.access.url>/red` with
-HTTP Basic auth from `access.auth` and prints the broker's JSON answer (`{'experimentId': ...}`) with pprint.
+HTTP Basic auth from `access.auth` and prints the broker's JSON answer with pprint
+(`{'experimentId': ..., 'registrationComplete': True}`).
 """
 import ast
 import fcntl
@@ -65,7 +66,7 @@ def three_batches(file_server, prefix):
 
 
 def experiment_id_from(output):
-    match = re.search(r"\{'experimentId': '[0-9a-f]{24}'\}", output)
+    match = re.search(r"\{'experimentId': '[0-9a-f]{24}', 'registrationComplete': True\}", output)
     assert match, 'no experimentId in the output of faice:\n' + output
     return ast.literal_eval(match.group(0))['experimentId']
 

@@ -6,7 +6,7 @@ from cc_agency import transitions
 from cc_agency.broker.context import broker, db, object_id, requires_auth, user_scope
 from cc_agency.broker.documents import batch_json
 from cc_agency.broker.errors import ApiError, not_found
-from cc_agency.broker.listing import find_page, hide_incomplete_registrations, list_filter
+from cc_agency.broker.listing import find_page, list_filter
 from cc_agency.db import BATCHES, BATCH_OUTPUT, EXPERIMENTS
 from cc_agency.states import CANCELLED, TERMINAL_STATES
 
@@ -36,7 +36,7 @@ def _seq_range(query):
 @blueprint.get('/batches')
 @requires_auth
 def list_batches():
-    query = hide_incomplete_registrations(list_filter(FILTERS))
+    query = list_filter(FILTERS)
     page = find_page(db()[BATCHES], query, LIST_PROJECTION, _seq_range(query))
     return jsonify([batch_json(doc) for doc in page])
 
@@ -44,7 +44,7 @@ def list_batches():
 @blueprint.get('/batches/count')
 @requires_auth
 def count_batches():
-    return jsonify({'count': db()[BATCHES].count_documents(hide_incomplete_registrations(list_filter(FILTERS)))})
+    return jsonify({'count': db()[BATCHES].count_documents(list_filter(FILTERS))})
 
 
 @blueprint.get('/batches/<batch_id>')

@@ -11,28 +11,24 @@ blueprint = Blueprint('experiments', __name__)
 FILTERS = ('username',)
 
 
-def _visible(query):
-    return dict(query, registrationComplete=True)
-
-
 @blueprint.get('/experiments')
 @requires_auth
 def list_experiments():
-    page = find_page(db()[EXPERIMENTS], _visible(list_filter(FILTERS)), {'cli': 0})
+    page = find_page(db()[EXPERIMENTS], list_filter(FILTERS), {'cli': 0, 'pendingChunks': 0})
     return jsonify([experiment_json(doc) for doc in page])
 
 
 @blueprint.get('/experiments/count')
 @requires_auth
 def count_experiments():
-    return jsonify({'count': db()[EXPERIMENTS].count_documents(_visible(list_filter(FILTERS)))})
+    return jsonify({'count': db()[EXPERIMENTS].count_documents(list_filter(FILTERS))})
 
 
 @blueprint.get('/experiments/<experiment_id>')
 @requires_auth
 def get_experiment(experiment_id):
-    query = _visible(dict(user_scope(), _id=object_id(experiment_id, 'experiment id')))
-    doc = db()[EXPERIMENTS].find_one(query)
+    doc = db()[EXPERIMENTS].find_one(dict(user_scope(), _id=object_id(experiment_id, 'experiment id')),
+                                     {'pendingChunks': 0})
     if doc is None:
         raise not_found('experiment')
     return jsonify(experiment_json(doc))

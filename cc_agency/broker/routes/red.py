@@ -1,10 +1,11 @@
 """POST /red: register an experiment and its batches, then wake the controller.
 
-A registration is all or nothing for the client: the experiment is written first with `registrationComplete:
-False`, then its batches, then the flag is set. Until then neither the controller (it skips such batches) nor
-the API (lists leave them out) shows any of it. If the database fails in between, the broker removes what it
-wrote, and where it cannot (the database is gone), the controller's janitor removes it later; the client gets
-an error (503) and no experiment id, so it simply sends the RED again.
+The registration is all or nothing for the client: the batches are staged first and the experiment is written
+last (cc_agency.registration); if the database fails before that, the client gets an error (503) and no experiment
+id, nothing is visible, and it simply sends the RED again. An experiment of one chunk (up to 1,000 batches) has all
+its batches when the answer comes; a larger one gets them from the controller within seconds, so the answer takes
+about the time of the RED's validation whatever the experiment's size. The answer says which
+(`registrationComplete`).
 """
 import logging
 
@@ -16,13 +17,13 @@ from flask import Blueprint, g, jsonify, request
 from cc_agency.broker.context import bool_arg, broker, db, requires_auth
 from cc_agency.broker.errors import ApiError, bad_request
 from cc_agency.broker.storable import UnstorableError, check_storable
+from cc_agency import registration
 from cc_agency.db import BATCHES, EXPERIMENTS, allocate_seq, now
 from cc_agency.red import RedError, parse_red
 from cc_agency.states import REGISTERED
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint('red', __name__)
-INSERT_CHUNK = 1000  # batches per insert_many: bounded request size, whatever the experiment's size
 TOO_LARGE_CODES = (10334, 17419, 17420)  # BSONObjectTooLarge and kin: a document beyond 16 MB
 
 
@@ -78,47 +79,35 @@ def register_red():
         'disableRetry': disable_retry,
         'disableConnectorValidation': disable_connector_validation,
         'batchCount': len(batches),
-        'registrationComplete': False,  # the controller ignores batches of an experiment until this is True
     })
     database = db()
     try:
         first_seq = allocate_seq(database, BATCHES, len(batches))
         experiment.update(seq=allocate_seq(database, EXPERIMENTS), batchSeq=first_seq)
-        database[EXPERIMENTS].insert_one(experiment)
-        for start in range(0, len(batches), INSERT_CHUNK):
-            database[BATCHES].insert_many(
-                [new_batch(str(experiment_id), first_seq + index, username, registration_time, batch,
-                           experiment['requirements'])
-                 for index, batch in enumerate(batches[start:start + INSERT_CHUNK], start)],
-                ordered=False,
-            )
-        database[EXPERIMENTS].update_one({'_id': experiment_id}, {'$set': {'registrationComplete': True}})
+        chunk_ids = registration.stage(database, experiment, [
+            new_batch(str(experiment_id), first_seq + index, username, registration_time, batch,
+                      experiment['requirements'])
+            for index, batch in enumerate(batches)])
+    except registration.BatchTooLarge as e:
+        raise ApiError(413, 'the RED cannot be stored: {}'.format(e))
     except (bson.errors.InvalidDocument, pymongo.errors.OperationFailure) as e:
-        _discard(database, experiment_id)
-        if isinstance(e, pymongo.errors.OperationFailure) and not _too_large(e):
+        if isinstance(e, pymongo.errors.OperationFailure) and e.code not in TOO_LARGE_CODES:
             raise
-        raise ApiError(413, 'the RED cannot be stored: a batch, or the experiment without its batches, is larger '
-                       'than a database document may be (16 MB)')
-    except Exception:
-        _discard(database, experiment_id)
-        raise
-    log.info('experiment %s registered by %s with %d batches', experiment_id, username, len(batches))
+        raise ApiError(413, 'the RED cannot be stored: the experiment without its batches is larger than a '
+                       'database document may be (16 MB)')
+    complete = len(chunk_ids) == 1 and _register_now(database, experiment_id, chunk_ids)
+    log.info('experiment %s registered by %s with %d batches%s', experiment_id, username, len(batches),
+             '' if complete else ' (the controller registers its batches)')
     broker().waker.wake()
-    return jsonify({'experimentId': str(experiment_id)})
+    return jsonify({'experimentId': str(experiment_id), 'registrationComplete': complete})
 
 
-def _too_large(error):
-    """Whether a failed write was refused for the size of a document (the server says so per document)."""
-    codes = {error.code}
-    if isinstance(error, pymongo.errors.BulkWriteError):
-        codes.update(write_error.get('code') for write_error in error.details.get('writeErrors', []))
-    return bool(codes.intersection(TOO_LARGE_CODES))
-
-
-def _discard(database, experiment_id):
-    """Best effort: remove a half-registered experiment (the controller's janitor removes what stays)."""
+def _register_now(database, experiment_id, chunk_ids):
+    """Register a one-chunk experiment's batches before answering; on a database error the controller does."""
     try:
-        database[BATCHES].delete_many({'experimentId': str(experiment_id)})
-        database[EXPERIMENTS].delete_one({'_id': experiment_id})
-    except pymongo.errors.PyMongoError:
-        log.warning('experiment %s left half-registered; the controller will remove it', experiment_id)
+        registration.register(database, experiment_id, chunk_ids)
+        return True
+    except pymongo.errors.PyMongoError as e:
+        log.warning('experiment %s: registering its batches failed (%s), the controller will', experiment_id,
+                    type(e).__name__)
+        return False

@@ -1,0 +1,146 @@
+"""Registering an experiment's batches: staged by the broker in a few large writes, then inserted chunk by chunk.
+
+Why: one document per batch is what the scheduler and the API need, but inserting them is the slow part of
+POST /red, and it grows with the experiment (10,000 batches: seconds on a MongoDB-wire server that indexes every
+document on its own). So the broker writes the batch documents in chunks of up to CHUNK_BATCHES, one document each
+in `pending_batches`, then the experiment, whose `pendingChunks` lists them: that insert is the commit point.
+An experiment of one chunk is registered by the broker before it answers; a larger one by the controller's
+registrar, chunk by chunk, within seconds. Its batches can be listed and scheduled as they arrive, and its
+`registrationComplete` turns true with the last chunk (as an array job's children appear after it is accepted).
+
+Registering a chunk is idempotent: its batch documents carry the `_id` the broker gave them, a second insert of one
+is refused as a duplicate and ignored, and a chunk is deleted only once all its batches are in. So a broker and a
+controller may both register a chunk, and a crash at any point is repaired by registering it again. A chunk holds
+the batches' secrets too: it is deleted as soon as its batches are in.
+
+Chunks whose experiment was never written (the database failed during POST /red) are orphans: the controller's
+janitor deletes them ORPHAN_AFTER_S after they were staged, far longer than any request may take.
+"""
+import logging
+
+import bson
+import pymongo.errors
+from bson import ObjectId
+
+from cc_agency.db import BATCHES, EXPERIMENTS, PENDING_BATCHES, SEQ, now
+
+log = logging.getLogger(__name__)
+
+CHUNK_BATCHES = 1000
+CHUNK_BYTES = 8 * 1024 * 1024  # a chunk document stays well inside MongoDB's 16 MB
+MAX_BATCH_BYTES = 16 * 1024 * 1024 - 64 * 1024  # one batch alone in its chunk, with room for the chunk's fields
+ORPHAN_AFTER_S = 300
+DUPLICATE_KEY = 11000
+
+
+class BatchTooLarge(ValueError):
+    """A batch document larger than a database document may be; `index` is its position in the RED."""
+
+    def __init__(self, index):
+        super().__init__('batch {} is larger than a database document may be (16 MB)'.format(index))
+        self.index = index
+
+
+def chunk_bounds(sizes, max_count=CHUNK_BATCHES, max_bytes=CHUNK_BYTES):
+    """[(start, end)] of consecutive chunks of documents with these encoded sizes: each holds at most `max_count`
+    documents and `max_bytes` (unless one document alone is larger). Pure."""
+    bounds = []
+    start, total = 0, 0
+    for index, size in enumerate(sizes):
+        if index > start and (index - start == max_count or total + size > max_bytes):
+            bounds.append((start, index))
+            start, total = index, 0
+        total += size
+    if start < len(sizes):
+        bounds.append((start, len(sizes)))
+    return bounds
+
+
+def stage(db, experiment, batch_docs):
+    """Write the batch documents as chunks, then the experiment, which commits the registration.
+
+    Every document gets its `_id` here. Raises BatchTooLarge before any write; on a database error, removes what
+    it can of what it wrote (see `discard`) and raises. Returns the chunk ids, in order.
+    """
+    for doc in batch_docs:
+        doc['_id'] = ObjectId()
+    sizes = [len(bson.encode(doc)) for doc in batch_docs]
+    for index, size in enumerate(sizes):
+        if size > MAX_BATCH_BYTES:
+            raise BatchTooLarge(index)
+    staged_at = now()
+    chunks = [{'_id': ObjectId(), 'experimentId': experiment['_id'], 'stagedAt': staged_at,
+               'batches': batch_docs[start:end]}
+              for start, end in chunk_bounds(sizes)]
+    chunk_ids = [chunk['_id'] for chunk in chunks]
+    try:
+        for chunk in chunks:
+            db[PENDING_BATCHES].insert_one(chunk)
+        db[EXPERIMENTS].insert_one(dict(experiment, registrationComplete=False, pendingChunks=chunk_ids))
+    except Exception:
+        discard(db, experiment['_id'], chunk_ids)
+        raise
+    return chunk_ids
+
+
+def discard(db, experiment_id, chunk_ids):
+    """Best effort after a failed `stage`: the experiment first (while it exists, its chunks are its batches), then
+    the chunks. What stays is removed by `remove_orphans`."""
+    try:
+        db[EXPERIMENTS].delete_one({'_id': experiment_id})
+        db[PENDING_BATCHES].delete_many({'_id': {'$in': chunk_ids}})
+    except pymongo.errors.PyMongoError:
+        log.warning('experiment %s: its staged batches stay until the controller removes them', experiment_id)
+
+
+def register(db, experiment_id, chunk_ids, on_chunk=None):
+    """Insert the batches of each chunk still staged, delete the chunk, then mark the experiment complete.
+
+    Safe to repeat and to run twice at once (see the module's docstring). `on_chunk()` is called after each chunk.
+    """
+    for chunk_id in chunk_ids:
+        chunk = db[PENDING_BATCHES].find_one({'_id': chunk_id})
+        if chunk is None:
+            continue  # registered already
+        try:
+            db[BATCHES].insert_many(chunk['batches'], ordered=False)
+        except pymongo.errors.BulkWriteError as e:
+            if e.details.get('writeConcernErrors') or \
+                    any(error.get('code') != DUPLICATE_KEY for error in e.details.get('writeErrors', [])):
+                raise
+        db[PENDING_BATCHES].delete_one({'_id': chunk_id})
+        if on_chunk is not None:
+            on_chunk()
+    db[EXPERIMENTS].update_one({'_id': experiment_id},
+                               {'$set': {'registrationComplete': True}, '$unset': {'pendingChunks': ''}})
+
+
+def register_pending(db, on_chunk=None):
+    """Finish every registration still under way, oldest first; returns how many were finished."""
+    unfinished = list(db[EXPERIMENTS].find({'registrationComplete': False}, {'pendingChunks': 1}).sort(SEQ, 1))
+    finished = 0
+    for experiment in unfinished:
+        try:
+            register(db, experiment['_id'], experiment.get('pendingChunks', []), on_chunk)
+        except pymongo.errors.ConnectionFailure:
+            raise
+        except Exception:  # one bad document must not hold up the registrations after it
+            log.exception('experiment %s: registering its batches failed, retried later', experiment['_id'])
+            continue
+        log.info('experiment %s: all its batches are registered', experiment['_id'])
+        finished += 1
+    return finished
+
+
+def remove_orphans(db, older_than_s=ORPHAN_AFTER_S):
+    """Delete chunks staged more than `older_than_s` ago whose experiment does not exist; returns how many."""
+    old = list(db[PENDING_BATCHES].find({'stagedAt': {'$lt': now() - older_than_s}}, {'experimentId': 1}))
+    if not old:
+        return 0
+    committed = {doc['_id'] for doc in db[EXPERIMENTS].find(
+        {'_id': {'$in': list({chunk['experimentId'] for chunk in old})}}, {'_id': 1})}
+    orphans = [chunk['_id'] for chunk in old if chunk['experimentId'] not in committed]
+    if orphans:
+        db[PENDING_BATCHES].delete_many({'_id': {'$in': orphans}})
+        log.warning('removed %d staged batch chunks of registrations that broke off', len(orphans))
+    return len(orphans)

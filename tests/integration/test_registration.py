@@ -1,0 +1,139 @@
+"""Registration of an experiment's batches (cc_agency.registration) on a real MongoDB-wire server: staged chunks are
+made into batch documents exactly once, whatever breaks off where, and a large experiment is answered at once and
+registered by the controller."""
+import threading
+import time
+
+from bson import ObjectId
+
+from cc_agency import registration
+from cc_agency.broker.routes.red import new_batch
+from cc_agency.db import BATCHES, EXPERIMENTS, PENDING_BATCHES, allocate_seq, ensure_indexes
+from tests import reds
+
+REQUIREMENTS = {'ramMiB': 256, 'gpuVramMiB': []}
+
+
+def stage_experiment(db, count):
+    """Stage an experiment of `count` batches as POST /red does; returns (experiment id, chunk ids, batch seqs)."""
+    experiment_id, first = ObjectId(), allocate_seq(db, BATCHES, count)
+    experiment = {'_id': experiment_id, 'username': 'u', 'registrationTime': 1.0, 'batchCount': count,
+                  'seq': allocate_seq(db, EXPERIMENTS), 'batchSeq': first, 'requirements': REQUIREMENTS}
+    batch = {'inputs': {'word': 'w', 'password': 'secret'}, 'outputs': {}}
+    docs = [new_batch(str(experiment_id), first + i, 'u', 1.0, batch, REQUIREMENTS) for i in range(count)]
+    chunk_ids = registration.stage(db, experiment, docs)
+    return experiment_id, chunk_ids, list(range(first, first + count))
+
+
+def assert_registered_once(db, experiment_id, seqs):
+    batches = list(db[BATCHES].find({'experimentId': str(experiment_id)}, {'seq': 1, 'state': 1}))
+    assert sorted(b['seq'] for b in batches) == seqs  # every batch, each once
+    assert {b['state'] for b in batches} == {'registered'}
+    experiment = db[EXPERIMENTS].find_one({'_id': experiment_id})
+    assert experiment['registrationComplete'] is True and 'pendingChunks' not in experiment
+    assert db[PENDING_BATCHES].count_documents({}) == 0  # the staged copies (and their secrets) are gone
+
+
+def test_staging_writes_chunks_and_the_experiment_last(mongo_db):
+    ensure_indexes(mongo_db)
+    experiment_id, chunk_ids, seqs = stage_experiment(mongo_db, 2500)
+    assert len(chunk_ids) == 3
+    assert [len(c['batches']) for c in mongo_db[PENDING_BATCHES].find().sort('_id', 1)] == [1000, 1000, 500]
+    experiment = mongo_db[EXPERIMENTS].find_one({'_id': experiment_id})
+    assert experiment['registrationComplete'] is False and experiment['pendingChunks'] == chunk_ids
+    assert mongo_db[BATCHES].count_documents({}) == 0
+
+    assert registration.register_pending(mongo_db) == 1
+    assert_registered_once(mongo_db, experiment_id, seqs)
+
+
+def test_a_registration_broken_off_in_a_chunk_is_finished_with_each_batch_once(mongo_db):
+    ensure_indexes(mongo_db)
+    experiment_id, chunk_ids, seqs = stage_experiment(mongo_db, 2500)
+    # a registrar died after the first chunk and 400 batches of the second
+    first = mongo_db[PENDING_BATCHES].find_one({'_id': chunk_ids[0]})
+    mongo_db[BATCHES].insert_many(first['batches'])
+    mongo_db[PENDING_BATCHES].delete_one({'_id': chunk_ids[0]})
+    mongo_db[BATCHES].insert_many(mongo_db[PENDING_BATCHES].find_one({'_id': chunk_ids[1]})['batches'][:400])
+
+    chunks_done = []
+    assert registration.register_pending(mongo_db, on_chunk=lambda: chunks_done.append(1)) == 1
+    assert len(chunks_done) == 2
+    assert_registered_once(mongo_db, experiment_id, seqs)
+    assert registration.register_pending(mongo_db) == 0  # nothing left to do
+
+
+def test_two_registrars_at_once_insert_each_batch_once(mongo_db):
+    ensure_indexes(mongo_db)
+    experiment_id, chunk_ids, seqs = stage_experiment(mongo_db, 2500)
+    errors = []
+
+    def register():
+        try:
+            registration.register(mongo_db, experiment_id, chunk_ids)
+        except Exception as e:  # reported below: the test fails with it
+            errors.append(e)
+    threads = [threading.Thread(target=register) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    assert_registered_once(mongo_db, experiment_id, seqs)
+
+
+def test_a_bad_registration_does_not_hold_up_the_next(mongo_db):
+    ensure_indexes(mongo_db)
+    bad_id, bad_chunks, _ = stage_experiment(mongo_db, 3)
+    mongo_db[PENDING_BATCHES].update_one({'_id': bad_chunks[0]}, {'$set': {'batches': 'not a list'}})
+    good_id, _, good_seqs = stage_experiment(mongo_db, 3)
+
+    assert registration.register_pending(mongo_db) == 1
+    assert mongo_db[EXPERIMENTS].find_one({'_id': good_id})['registrationComplete'] is True
+    assert sorted(b['seq'] for b in mongo_db[BATCHES].find({'experimentId': str(good_id)})) == good_seqs
+    assert mongo_db[EXPERIMENTS].find_one({'_id': bad_id})['registrationComplete'] is False  # tried again later
+
+
+def test_only_chunks_of_experiments_never_written_are_removed_and_only_when_old(mongo_db):
+    ensure_indexes(mongo_db)
+    committed_id, _, _ = stage_experiment(mongo_db, 1500)
+    orphan_id, orphan_chunks, _ = stage_experiment(mongo_db, 1500)
+    mongo_db[EXPERIMENTS].delete_one({'_id': orphan_id})  # as if its insert had failed
+
+    assert registration.remove_orphans(mongo_db) == 0  # staged just now: its request may still be under way
+    assert registration.remove_orphans(mongo_db, older_than_s=0) == 2
+    assert mongo_db[PENDING_BATCHES].count_documents({'experimentId': orphan_id}) == 0
+    assert mongo_db[PENDING_BATCHES].count_documents({'experimentId': committed_id}) == 2
+
+
+def test_a_large_experiment_is_answered_at_once_and_registered_by_the_controller(make_agency):
+    agency = make_agency({})  # no node: the batches stay registered
+    agency.create_user('alice', 'alice-pw')
+    alice = agency.session('alice', 'alice-pw')
+    agency.stop_controller()
+    red = reds.red([reds.batch('http://127.0.0.1:9', name='in{}.txt'.format(i)) for i in range(2500)])
+
+    response = alice.post(agency.url + '/red', json=red, timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.json()['registrationComplete'] is False
+    experiment_id = response.json()['experimentId']
+    experiment = alice.get(agency.url + '/experiments/' + experiment_id, timeout=10).json()
+    assert experiment['registrationComplete'] is False and experiment['batchCount'] == 2500
+    assert 'pendingChunks' not in experiment
+    count = alice.get(agency.url + '/batches/count', params={'experimentId': experiment_id}, timeout=10).json()
+    assert count == {'count': 0}  # no controller yet: the batches are only staged
+
+    agency.start_controller()
+    deadline = time.monotonic() + 60
+    while not alice.get(agency.url + '/experiments/' + experiment_id, timeout=10).json()['registrationComplete']:
+        assert time.monotonic() < deadline, agency.log('controller')[-3000:]
+        time.sleep(0.1)
+    count = alice.get(agency.url + '/batches/count', params={'experimentId': experiment_id}, timeout=10).json()
+    assert count == {'count': 2500}
+    first = experiment['batchSeq']
+    page = alice.get(agency.url + '/batches', params={'experimentId': experiment_id, 'ascending': 'true',
+                                                      'limit': 1000, 'skip': 1000}, timeout=10).json()
+    assert [b['seq'] for b in page] == list(range(first + 1000, first + 2000))
+    assert {b['state'] for b in page} == {'registered'}
+    with agency.database() as db:
+        assert db[PENDING_BATCHES].count_documents({}) == 0
