@@ -34,10 +34,10 @@ def counted_db(mongo_server, mongo_db):
     client.close()
 
 
-def add_experiment(db, count, time, ram=512, gpus=(), limit=None, complete=True):
+def add_experiment(db, count, time, ram=512, gpus=(), limit=None):
     """An experiment of `count` queued batches, registered after those added before it (as POST /red does)."""
     experiment_id, first = ObjectId(), allocate_seq(db, 'batches', count)
-    db.experiments.insert_one({'_id': experiment_id, 'registrationComplete': complete, 'registrationTime': time,
+    db.experiments.insert_one({'_id': experiment_id, 'registrationComplete': True, 'registrationTime': time,
                                'cli': {'inputs': {}, 'outputs': {}},
                                'execution': {'settings': {'batchConcurrencyLimit': limit} if limit else {}},
                                'container': {'settings': {'image': {'url': 'img'}, 'ram': ram}}})
@@ -70,15 +70,14 @@ def test_a_pass_reads_about_what_it_places_whatever_the_queue_length(counted_db)
 def test_blocked_experiments_are_left_out_of_the_next_page(counted_db):
     db, commands = counted_db
     limited = add_experiment(db, 300, time=1, limit=2)
-    registering = add_experiment(db, 300, time=2, complete=False)
+    one_at_a_time = add_experiment(db, 300, time=2, limit=1)
     free = add_experiment(db, 5, time=3)
     controller = FakeController(db, nodes(1, 20 * 512))
     commands.reset()
-    assert schedule_pass(controller) == 7
+    assert schedule_pass(controller) == 8
     finds, documents = commands.commands['find'], commands.documents
     placed = Counter(db.batches.find_one({'_id': batch_id})['experimentId'] for batch_id, _, _ in controller.launched)
-    assert placed == {limited: 2, free: 5}
-    assert registering not in placed
+    assert placed == {limited: 2, one_at_a_time: 1, free: 5}
     # active batches, then three pages (each leaving out the experiments found blocked so far) and their experiments
     assert finds == 1 + 2 * 3
     assert documents <= 3 * 40 + 3
