@@ -40,6 +40,7 @@ class Controller:
         self.stopping = threading.Event()
         self._wake = threading.Event()
         self._wake_registrar = threading.Event()
+        self._orphans_removed_at = 0
         self._lock = threading.Lock()
         self.scheduling_lock = threading.RLock()  # decisions vs. reconciliation of a node
         self._node_status = {name: {'state': None} for name in self.engines}
@@ -96,44 +97,41 @@ class Controller:
     def serve_forever(self):
         self._wait_for_database()
         threading.Thread(target=self._listen, name='zmq-listener', daemon=True).start()
-        threading.Thread(target=self._register, name='registrar', daemon=True).start()
+        threading.Thread(target=self._loop, args=(self._wake_registrar, 'registration', self._register),
+                         name='registrar', daemon=True).start()
         for name in self.engines:
             NodeMonitor(self, name).start()
-        while not self.stopping.is_set():
-            self._wake.wait(self.pass_interval_s)
-            self._wake.clear()
-            if self.stopping.is_set():
-                break
-            try:
-                with self.scheduling_lock:
-                    schedule_pass(self)
-                self._stop_cancelled_runs()
-            except pymongo.errors.ConnectionFailure as e:
-                log.warning('database unreachable (%s), scheduling resumes when it is back', type(e).__name__)
-                self.stopping.wait(1)
-            except Exception:
-                log.exception('scheduling pass failed; the next pass goes on')
-                self.stopping.wait(1)
+        self._loop(self._wake, 'scheduling', self._schedule)
+
+    def _schedule(self):
+        with self.scheduling_lock:
+            schedule_pass(self)
+        self._stop_cancelled_runs()
 
     def _register(self):
-        """Registrar loop: finish the registrations the broker left to the controller, waking the scheduler after
-        each chunk of batches; remove the chunks of registrations that broke off, every JANITOR_INTERVAL_S."""
-        last_janitor = 0
+        """One round of the registrar: finish the registrations the broker left to the controller, waking the
+        scheduler after each chunk of batches; every JANITOR_INTERVAL_S, remove the chunks of registrations that
+        broke off."""
+        registration.register_pending(self.db, on_chunk=self._wake.set)
+        if time.monotonic() - self._orphans_removed_at > JANITOR_INTERVAL_S:
+            registration.remove_orphans(self.db)
+            self._orphans_removed_at = time.monotonic()
+
+    def _loop(self, wake, what, step):
+        """Run `step` whenever `wake` is set or pass_interval_s passed, until stopping; one failing round is
+        logged and the next goes on."""
         while not self.stopping.is_set():
-            self._wake_registrar.wait(self.pass_interval_s)
-            self._wake_registrar.clear()
+            wake.wait(self.pass_interval_s)
+            wake.clear()
             if self.stopping.is_set():
                 break
             try:
-                registration.register_pending(self.db, on_chunk=self._wake.set)
-                if time.monotonic() - last_janitor > JANITOR_INTERVAL_S:
-                    registration.remove_orphans(self.db)
-                    last_janitor = time.monotonic()
+                step()
             except pymongo.errors.ConnectionFailure as e:
-                log.warning('database unreachable (%s), registration resumes when it is back', type(e).__name__)
+                log.warning('database unreachable (%s), %s resumes when it is back', type(e).__name__, what)
                 self.stopping.wait(1)
             except Exception:
-                log.exception('registration failed; the next round goes on')
+                log.exception('%s failed; the next round goes on', what)
                 self.stopping.wait(1)
 
     def stop(self):
