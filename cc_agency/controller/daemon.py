@@ -2,8 +2,8 @@
 
 Threads: the scheduler loop (woken over ZeroMQ by the broker, by finished runs and by its timer), the registrar
 (turns the batches the broker staged into batch documents), a ZeroMQ listener, one monitor per node, one thread
-per running batch attempt. Every loop catches and logs what goes
-wrong in one pass and goes on, so one bad document or one failing engine never stops scheduling.
+per running batch attempt. Every loop catches and logs what goes wrong in one pass and goes on, so one bad
+document or one failing engine never stops scheduling.
 """
 import logging
 import threading

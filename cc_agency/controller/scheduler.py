@@ -5,9 +5,9 @@ The database work of a pass is proportional to what the pass decides, not to the
 2. the queue in pages, oldest first (keyset on the registration sequence number `seq`). Each page asks only for
    batches that can be decided now: those that fit the largest free RAM and the most free GPUs of one node, and
    those that no node could ever hold (they fail at once); never those of experiments already found blocked in this
-   pass (at their batchConcurrencyLimit). A page holds at most as many batches as the free RAM
-   could take, so a pass reads about what it places. When no node has room for the smallest batch, a pass reads no
-   queue at all, except every NEVER_FIT_SWEEP_S to fail the batches that can never run;
+   pass (at their batchConcurrencyLimit). A page holds at most as many batches as the free RAM could take, so a
+   pass reads about what it places. When no node has room for the smallest batch, a pass reads no queue at all,
+   except every NEVER_FIT_SWEEP_S to fail the batches that can never run;
 3. one read of the experiments of a page that were not seen yet in this pass;
 4. one conditional update per decision, then the attempt is launched.
 

@@ -14,10 +14,10 @@ import pymongo.errors
 from bson import ObjectId
 from flask import Blueprint, g, jsonify, request
 
+from cc_agency import registration
 from cc_agency.broker.context import bool_arg, broker, db, requires_auth
 from cc_agency.broker.errors import ApiError, bad_request
 from cc_agency.broker.storable import UnstorableError, check_storable
-from cc_agency import registration
 from cc_agency.db import BATCHES, EXPERIMENTS, allocate_seq, now
 from cc_agency.red import RedError, parse_red
 from cc_agency.states import REGISTERED
