@@ -27,6 +27,7 @@ from bson import Binary, ObjectId
 from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 
+from cc_agency import transitions
 from cc_agency.db import BATCHES, EXPERIMENTS, PENDING_BATCHES, SEQ, now
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,8 @@ def register(db, experiment_id, chunk_ids, on_chunk=None):
             on_chunk()
     db[EXPERIMENTS].update_one({'_id': experiment_id},
                                {'$set': {'registrationComplete': True}, '$unset': {'pendingChunks': ''}})
+    # batches may all have ended while the last ones were being inserted (after a crash): then this is the moment
+    transitions.void_experiment_secrets_if_done(db, str(experiment_id))
 
 
 def register_pending(db, on_chunk=None):

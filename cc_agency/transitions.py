@@ -87,13 +87,16 @@ def void_experiment_secrets_if_done(db, experiment_id):
     """Once every batch of an experiment has ended, overwrite its image registry credentials.
 
     Runs after each terminal transition, so it asks the cheap question first: does the experiment (one lookup by
-    _id) still hold a protected value? Only then are its unfinished batches counted.
+    _id) still hold a protected value? Only then are its unfinished batches counted. While its registration is
+    under way, batches still to be inserted need the credentials (cc_agency.registration calls this again when it
+    is complete).
     """
     oid = ObjectId(experiment_id)
-    experiment = db[EXPERIMENTS].find_one({'_id': oid}, {'container.settings.image.auth': 1})
+    experiment = db[EXPERIMENTS].find_one({'_id': oid}, {'container.settings.image.auth': 1,
+                                                         'registrationComplete': 1})
     auth = (experiment or {}).get('container', {}).get('settings', {}).get('image', {}).get('auth')
     voided = replace_protected(auth, VOIDED) if auth else auth
-    if voided == auth:
+    if voided == auth or experiment.get('registrationComplete') is False:
         return
     if db[BATCHES].count_documents({'experimentId': experiment_id, 'state': {'$nin': list(TERMINAL_STATES)}}, limit=1):
         return

@@ -6,7 +6,7 @@ import time
 
 from bson import ObjectId
 
-from cc_agency import registration
+from cc_agency import registration, transitions
 from cc_agency.broker.routes.red import new_batch
 from cc_agency.db import BATCHES, EXPERIMENTS, PENDING_BATCHES, allocate_seq, ensure_indexes
 from tests import reds
@@ -139,3 +139,25 @@ def test_a_large_experiment_is_answered_at_once_and_registered_by_the_controller
     assert {b['state'] for b in page} == {'registered'}
     with agency.database() as db:
         assert db[PENDING_BATCHES].count_documents({}) == 0
+
+
+def test_registry_credentials_stay_until_the_last_batch_is_registered_and_ended(mongo_db):
+    ensure_indexes(mongo_db)
+    experiment_id, chunk_ids, _ = stage_experiment(mongo_db, 1500)
+    auth = {'username': 'u', 'password': 'registry-secret'}
+    mongo_db[EXPERIMENTS].update_one({'_id': experiment_id}, {'$set': {'container.settings.image.auth': auth}})
+    # the first chunk is in and all its batches ended; the second chunk is still staged
+    mongo_db[BATCHES].insert_many(registration.chunk_batches(mongo_db[PENDING_BATCHES].find_one({'_id': chunk_ids[0]})))
+    mongo_db[PENDING_BATCHES].delete_one({'_id': chunk_ids[0]})
+    mongo_db[BATCHES].update_many({}, {'$set': {'state': 'succeeded'}})
+
+    def image_auth():
+        return mongo_db[EXPERIMENTS].find_one({'_id': experiment_id})['container']['settings']['image']['auth']
+    transitions.void_experiment_secrets_if_done(mongo_db, str(experiment_id))
+    assert image_auth() == auth  # the staged batches still need it to pull the image
+
+    assert registration.register_pending(mongo_db) == 1
+    assert image_auth() == auth  # 500 batches are registered now, not ended
+    mongo_db[BATCHES].update_many({}, {'$set': {'state': 'failed'}})
+    transitions.void_experiment_secrets_if_done(mongo_db, str(experiment_id))
+    assert image_auth() == {'username': 'u', 'password': None}
