@@ -17,7 +17,8 @@ venv made with that interpreter and `pip install <repo>` (the seed's install ste
 Note: SecantusDB is a Python query layer over WiredTiger. Inserting costs it about 90 us per document plus about
 55 us per document and secondary index (it reads its index catalogue again for every document), which is why
 POST /red stages the batches in chunks of 1,000 (one document each) and leaves their insertion to the registrar;
-and it reads every document a query matches before it applies the limit, which is why lists are read by ranges of sequence numbers (cc_agency/seq_order.py).
+and it reads every document a query matches before it applies the limit, which is why lists are read by ranges
+of sequence numbers (cc_agency/seq_order.py).
 """
 import argparse
 import os
@@ -59,10 +60,6 @@ def ab(url, requests_n, concurrency, auth_args):
     return rate, median_ms
 
 
-def red_of(n):
-    return reds.red([reds.batch('http://127.0.0.1:9', name='in{}.txt'.format(i)) for i in range(n)])
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--venv', help='reuse this uwsgi venv (default: make one in a temporary directory)')
@@ -95,7 +92,8 @@ def run(args, broker, db):
     auth.create_or_update_user(db, 'bench', PASSWORD, True)  # rounds: the default, 12
     token = requests.get(broker.url + '/token', auth=('bench', PASSWORD), timeout=30).json()['token']
     bearer = {'Authorization': 'Bearer ' + token}
-    experiment_id = requests.post(broker.url + '/red', json=red_of(1), headers=bearer, timeout=60).json()['experimentId']
+    response = requests.post(broker.url + '/red', json=reds.red_of(1), headers=bearer, timeout=60)
+    experiment_id = response.json()['experimentId']
     batch_id = requests.get(broker.url + '/batches', params={'experimentId': experiment_id}, headers=bearer,
                             timeout=30).json()[0]['_id']
     url = '{}/batches/{}'.format(broker.url, batch_id)
@@ -112,7 +110,7 @@ def run(args, broker, db):
     print('   token / Basic = {:.0f} x (goal >= 20 x)'.format(token_rate / basic_rate))
 
     print('\n2. POST /red, one experiment of {} batches'.format(args.red_batches))
-    red = red_of(args.red_batches)
+    red = reds.red_of(args.red_batches)
     t0 = time.perf_counter()
     parse_red(red)
     parse_s = time.perf_counter() - t0
@@ -151,10 +149,10 @@ def run(args, broker, db):
 
 
 def fill(db, target):
-    """Top the batches collection up to `target` documents as POST /red writes them (experiments of 10,000);
+    """Top the batches collection up to `target` documents as registration writes them (experiments of 10,000);
     returns the id of the newest experiment."""
     requirements = {'ramMiB': 256, 'gpuVramMiB': []}
-    batch = {'inputs': red_of(1)['batches'][0]['inputs'], 'outputs': red_of(1)['batches'][0]['outputs']}
+    batch = reds.red_of(1)['batches'][0]
     experiment_id = None
     while True:
         missing = target - db['batches'].estimated_document_count()

@@ -56,3 +56,9 @@ def red(batches, ram=256, image=TEST_IMAGE, execution_settings=None):
     if execution_settings is not None:
         doc['execution'] = {'engine': 'ccagency', 'settings': execution_settings}
     return doc
+
+
+def red_of(count):
+    """A RED of `count` batches, each with an input file of its own on a closed port: for tests of registration
+    and listing, where no batch runs."""
+    return red([batch('http://127.0.0.1:9', name='in{}.txt'.format(i)) for i in range(count)])

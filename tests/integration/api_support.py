@@ -52,8 +52,7 @@ class Api:
 
     def submit(self, session, batches=1, **params):
         """POST /red of an experiment with `batches` batches; returns its id."""
-        red = reds.red([reds.batch('http://127.0.0.1:9', name='in{}.txt'.format(i)) for i in range(batches)])
-        response = session.post(self.url + '/red', json=red, params=params, timeout=60)
+        response = session.post(self.url + '/red', json=reds.red_of(batches), params=params, timeout=60)
         assert response.status_code == 200, response.text
         return response.json()['experimentId']
 

@@ -152,17 +152,13 @@ def writes_failing(client, skip, commands=('insert', 'delete')):
         client.admin.command('configureFailPoint', 'failCommand', mode='off')
 
 
-def red_of(count):
-    return reds.red([reds.batch('http://127.0.0.1:9', name='in{}.txt'.format(i)) for i in range(count)])
-
-
 def test_registration_cut_short_by_the_database_shows_nothing(fragile):
     """The database fails after two of the four chunks of an experiment's batches were staged, and the broker
     cannot remove them: the client gets a 503, nothing of the experiment is visible, and the controller's janitor
     removes the staged chunks."""
     alice = fragile.user_session('alice')
     with writes_failing(fragile.db.client, skip=2):
-        response = post_red(fragile, alice, red_of(4000))
+        response = post_red(fragile, alice, reds.red_of(4000))
     assert 'database' in assert_json_error(response, 503)
 
     assert fragile.db['pending_batches'].count_documents({}) == 2  # the half-written registration is really there
@@ -179,7 +175,7 @@ def test_a_registration_the_broker_cannot_finish_is_finished_by_the_controller(f
     is committed), and what the controller's registrar runs registers every batch."""
     alice = fragile.user_session('alice')
     with writes_failing(fragile.db.client, skip=2, commands=('insert',)):  # the chunk and the experiment go in
-        response = post_red(fragile, alice, red_of(5))
+        response = post_red(fragile, alice, reds.red_of(5))
     assert response.status_code == 200, response.text
     assert response.json()['registrationComplete'] is False
     experiment_id = response.json()['experimentId']

@@ -46,9 +46,8 @@ def test_schema_red_is_red_vals_schema(broker):
 
 def test_post_red_registers_experiment_and_batches(broker):
     alice = broker.user_session('alice')
-    red = reds.red([reds.batch('http://127.0.0.1:9', name='in{}.txt'.format(i)) for i in range(3)])
-    response = alice.post(broker.url + '/red', json=red, params={'disableRetry': 'true',
-                                                                 'disableConnectorValidation': '1'}, timeout=30)
+    response = alice.post(broker.url + '/red', json=reds.red_of(3),
+                          params={'disableRetry': 'true', 'disableConnectorValidation': '1'}, timeout=30)
     assert response.status_code == 200, response.text
     assert response.json()['registrationComplete'] is True  # one chunk: registered by the broker itself
     experiment_id = response.json()['experimentId']

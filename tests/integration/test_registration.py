@@ -113,9 +113,8 @@ def test_a_large_experiment_is_answered_at_once_and_registered_by_the_controller
     agency.create_user('alice', 'alice-pw')
     alice = agency.session('alice', 'alice-pw')
     agency.stop_controller()
-    red = reds.red([reds.batch('http://127.0.0.1:9', name='in{}.txt'.format(i)) for i in range(2500)])
 
-    response = alice.post(agency.url + '/red', json=red, timeout=60)
+    response = alice.post(agency.url + '/red', json=reds.red_of(2500), timeout=60)
     assert response.status_code == 200, response.text
     assert response.json()['registrationComplete'] is False
     experiment_id = response.json()['experimentId']
