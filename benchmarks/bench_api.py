@@ -37,12 +37,12 @@ from bson import ObjectId  # noqa: E402
 
 from cc_agency import auth, registration  # noqa: E402
 from cc_agency.db import allocate_seq  # noqa: E402
-from cc_agency.broker.routes.red import new_batch  # noqa: E402
+from cc_agency.registration import new_batch  # noqa: E402
 from cc_agency.red import parse_red  # noqa: E402
 from tests import reds  # noqa: E402
-from tests.services import MongoServer  # noqa: E402
-from tests.services.agency import agency_config  # noqa: E402
-from tests.services.broker import UwsgiBroker, make_uwsgi_venv  # noqa: E402
+from localcluster import MongoServer  # noqa: E402
+from localcluster.agency import agency_config  # noqa: E402
+from localcluster.broker import UwsgiBroker, make_uwsgi_venv  # noqa: E402
 
 PASSWORD = 'bench-password'
 

@@ -27,8 +27,8 @@ from bson import ObjectId  # noqa: E402
 from cc_agency.controller import jobs  # noqa: E402
 from tests import reds  # noqa: E402
 from tests.integration.cluster import command_red, nodes_of  # noqa: E402
-from tests.services import FileServer, MongoServer, load_images_into, start_engines, stop_engines  # noqa: E402
-from tests.services.agency import Agency, agency_config  # noqa: E402
+from localcluster import FileServer, MongoServer, load_images_into, start_engines, stop_engines  # noqa: E402
+from localcluster.agency import Agency, agency_config  # noqa: E402
 
 TERMINAL = ('succeeded', 'failed', 'cancelled')
 CLOCK_TICKS = os.sysconf('SC_CLK_TCK')

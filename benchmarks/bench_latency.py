@@ -16,8 +16,8 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tests import reds  # noqa: E402
-from tests.services import DockerEngine, FileServer, MongoServer, load_images_into  # noqa: E402
-from tests.services.agency import Agency, agency_config  # noqa: E402
+from localcluster import DockerEngine, FileServer, MongoServer, load_images_into  # noqa: E402
+from localcluster.agency import Agency, agency_config  # noqa: E402
 
 
 def main():

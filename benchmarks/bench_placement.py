@@ -26,10 +26,12 @@ from bson import ObjectId  # noqa: E402
 
 from cc_agency.controller.placement import (BINPACK, SPREAD, BatchRequest, Gpu, NodeCapacity, Placement,  # noqa: E402
                                             fits_now, never_fit_reason, place, score)
-from cc_agency.controller.scheduler import schedule_pass  # noqa: E402
+from cc_agency.controller.scheduler import Scheduler  # noqa: E402
+from cc_agency.controller.state import NodeBoard  # noqa: E402
 from cc_agency.db import ensure_indexes  # noqa: E402
-from tests.services import MongoServer  # noqa: E402
-from tests.services.mongo import CommandCounter  # noqa: E402
+from cc_agency.transitions import BatchLifecycle  # noqa: E402
+from localcluster import MongoServer  # noqa: E402
+from localcluster.mongo import CommandCounter  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------------------- core
@@ -112,20 +114,14 @@ def bench_core():
 # --------------------------------------------------------------------------------------------------- pass
 
 
-class PassController:
-    """What schedule_pass needs of the controller: the database, node status, strategy, launch."""
-
-    def __init__(self, db, node_status, strategy=SPREAD):
-        self.db = db
-        self.strategy = strategy
-        self._node_status = node_status
-        self.launched = []
-
-    def node_status(self):
-        return self._node_status
-
-    def launch(self, batch_id, node, attempt, gpu_ids=()):
-        self.launched.append((batch_id, node))
+def recording_scheduler(db, node_status):
+    """The real scheduler with the given nodes; placed attempts are recorded, not run."""
+    board = NodeBoard(node_status)
+    for name, status in node_status.items():
+        board.set(name, status)
+    launched = []
+    return Scheduler(db, board, SPREAD, BatchLifecycle(db), lambda batch_id, node, *rest: launched.append(batch_id),
+                     watch_checks=lambda *args: None)
 
 
 def fill_queue(db, length):
@@ -159,11 +155,11 @@ def bench_pass(queue_lengths):
             db = client['bench_pass_{}'.format(length)]
             ensure_indexes(db)
             fill_queue(db, length)
-            controller = PassController(db, node_status)
+            scheduler = recording_scheduler(db, node_status)
             for label in ('first pass', 'nodes full'):
                 counter.reset()
                 t0 = time.perf_counter()
-                scheduled = schedule_pass(controller)
+                scheduled = scheduler.run_pass()
                 elapsed = time.perf_counter() - t0
                 print('  queue {:>7,}  {:<10}  scheduled {:>3}  round trips {:>3} ({})  documents read {:>3}  '
                       '{:.2f} s'.format(length, label, scheduled, sum(counter.commands.values()),

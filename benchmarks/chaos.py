@@ -21,8 +21,8 @@ import pymongo
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tests import reds  # noqa: E402
-from tests.services import DockerEngine, FileServer, MongoServer, load_images_into, stop_engines  # noqa: E402
-from tests.services.agency import Agency, agency_config  # noqa: E402
+from localcluster import DockerEngine, FileServer, MongoServer, load_images_into, stop_engines  # noqa: E402
+from localcluster.agency import Agency, agency_config  # noqa: E402
 
 # reports its start, a heartbeat every 0.25 s and its end to the run log (as /<batch>/<run>/<event>), then writes
 # its output

@@ -29,6 +29,7 @@ from bson.raw_bson import RawBSONDocument
 
 from cc_agency import transitions
 from cc_agency.db import BATCHES, EXPERIMENTS, PENDING_BATCHES, SEQ, now
+from cc_agency.states import REGISTERED
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,24 @@ MAX_BATCH_BYTES = 16 * 1024 * 1024 - 64 * 1024  # one batch alone in its chunk, 
 ORPHAN_AFTER_S = 300
 DUPLICATE_KEY = 11000
 RAW = CodecOptions(document_class=RawBSONDocument)
+
+
+def new_batch(experiment_id, seq, username, registration_time, batch, requirements):
+    """The document of a batch as it enters the life cycle: registered, no attempt yet."""
+    return {
+        'experimentId': experiment_id,
+        'seq': seq,
+        'username': username,
+        'registrationTime': registration_time,
+        'state': REGISTERED,
+        'node': None,
+        'attempts': 0,
+        'usedGPUs': None,
+        'requirements': requirements,
+        'history': [transitions.history_entry(REGISTERED, time=registration_time)],
+        'inputs': batch['inputs'],
+        'outputs': batch['outputs'],
+    }
 
 
 class BatchTooLarge(ValueError):

@@ -1,4 +1,5 @@
-"""Batch states and the transitions allowed between them (pure; the writes live in controller/transitions.py)."""
+"""Batch and node states, and the batch transitions allowed between them (pure; the writes are the named
+operations of cc_agency/transitions.py)."""
 
 REGISTERED = 'registered'
 SCHEDULED = 'scheduled'
@@ -30,3 +31,8 @@ def state_after_failure(attempts, attempts_to_fail, retry_allowed, permanent):
     if permanent or not retry_allowed or attempts >= attempts_to_fail:
         return FAILED
     return REGISTERED
+
+
+# node states, as the controller writes them to the `nodes` collection and the API shows them
+NODE_ONLINE = 'online'
+NODE_OFFLINE = 'offline'

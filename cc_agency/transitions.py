@@ -1,9 +1,12 @@
-"""The one place where a batch changes state: a compare-and-set on {_id, state} plus a history entry.
+"""The batch life cycle: the one place where a batch changes state, as named operations.
 
-A transition succeeds only if the batch is still in the state the caller saw (and, for a run, still in the
-attempt the caller runs), so a stale decision — a late container exit, a cancel racing a completion, two
-controllers — can never overwrite a newer one. Entering a terminal state voids the batch's connector secrets in
-the same write.
+`BatchLifecycle` is what the broker and the controller's workers are handed to write batch state (the write side
+that Nomad's scheduler calls its Planner): `schedule`, `start`, `succeed`, `fail_attempt` (with the retry policy),
+`abandon` (fail an attempt nobody watches any more), `fail_unplaceable` and `cancel`. Each is a compare-and-set on
+{_id, state} plus a history entry; a run's operations are also fenced by its attempt number (`attempts`), so a
+stale decision — a late container exit, a cancel racing a completion, two controllers — can never overwrite a
+newer one. Entering a terminal state voids the batch's connector secrets in the same write. Which moves are
+allowed at all is cc_agency.states.
 """
 import logging
 
@@ -12,13 +15,28 @@ from bson import ObjectId
 
 from cc_agency.db import BATCHES, EXPERIMENTS, history_push, now
 from cc_agency.secrets import VOIDED, replace_protected, void_batch_secrets
-from cc_agency.states import TERMINAL_STATES, is_allowed
+from cc_agency.states import (ACTIVE_STATES, CANCELLED, FAILED, PROCESSING, REGISTERED, SCHEDULED, SUCCEEDED,
+                              TERMINAL_STATES, is_allowed, state_after_failure)
 
 log = logging.getLogger(__name__)
+
+# what an abandoned attempt's batch and experiment are read with: what fail_attempt needs
+ATTEMPT_FIELDS = {'state': 1, 'attempts': 1, 'experimentId': 1, 'inputs': 1, 'outputs': 1}
+RETRY_FIELDS = {'disableRetry': 1, 'execution.settings.retryIfFailed': 1}
 
 
 class TransitionError(Exception):
     """A transition that the life cycle forbids (a programming error, not a race)."""
+
+
+class AttemptFailed(Exception):
+    """An attempt failed; `permanent` when another attempt cannot succeed either, `ccagent` the agent's result."""
+
+    def __init__(self, reasons, permanent=False, ccagent=None):
+        super().__init__('; '.join(reasons))
+        self.reasons = list(reasons)
+        self.permanent = permanent
+        self.ccagent = ccagent
 
 
 def history_entry(state, node=None, debug_info=None, ccagent=None, time=None):
@@ -40,42 +58,142 @@ def transition_update(batch, to_state, node=None, debug_info=None, ccagent=None,
     return update
 
 
-def transition(db, batch, to_state, node=None, debug_info=None, ccagent=None, set_fields=None, inc_fields=None,
-               match=None, persistent=None):
-    """Move `batch` (a document with at least _id and state) to `to_state` if nobody moved it meanwhile.
+def retry_allowed(experiment):
+    """Whether the RED lets a failed batch run again (pure; `experiment` None: it is gone, so no)."""
+    if experiment is None or experiment.get('disableRetry'):
+        return False
+    return experiment.get('execution', {}).get('settings', {}).get('retryIfFailed', True)
 
-    `match` adds fields that must still hold (e.g. {'attempts': n} to fence a run by attempt). Returns True when
-    this call made the transition. With `persistent` (a threading.Event that says "give up"), a lost database
-    connection is waited out; a write that may have been applied before the connection broke is recognised by
-    its history entry, so it is neither lost nor applied twice.
+
+def failure_record(attempt, node, failure, attempts_to_fail, experiment):
+    """Where a failed attempt leads and what its history says: (state, debugInfo) (pure)."""
+    to_state = state_after_failure(attempt, attempts_to_fail, retry_allowed(experiment), failure.permanent)
+    debug_info = ['attempt {} on node {} failed: {}'.format(attempt, node, failure.reasons[0])]
+    debug_info.extend(failure.reasons[1:])
+    if to_state == REGISTERED:
+        debug_info.append('retrying ({} of {} attempts used)'.format(attempt, attempts_to_fail))
+    return to_state, debug_info
+
+
+def agent_summary(result):
+    """What of the agent's result goes into the batch history (stdout/stderr are stored apart)."""
+    if not result:
+        return None
+    return {key: result.get(key) for key in ('state', 'command', 'process', 'inputs', 'outputs')}
+
+
+class BatchLifecycle:
+    """Named, fenced state changes of batches on one database.
+
+    :param attempts_to_fail: how many attempts a batch gets (controller.scheduling.attempts_to_fail)
+    :param persistent: a threading.Event that says "give up": until it is set, a lost database connection is
+        waited out, and a write that may have been applied before the connection broke is recognised by its history
+        entry, so it is neither lost nor applied twice. None: a lost connection raises (the broker answers 503).
+    :param on_freed: called after a batch stopped holding a node's resources (to refill them at once)
     """
-    from_state = batch['state']
-    if not is_allowed(from_state, to_state):
-        raise TransitionError('batch {}: {} -> {} is not allowed'.format(batch['_id'], from_state, to_state))
-    query = {'_id': batch['_id'], 'state': from_state}
-    if match:
-        query.update(match)
-    update = transition_update(batch, to_state, node, debug_info, ccagent, set_fields, inc_fields)
-    entry_time = update['$push']['history']['$each'][0]['time']
-    delay_s, retried = 0.5, False
-    while True:
-        try:
-            done = db[BATCHES].update_one(query, update).modified_count == 1
-            if not done and retried:  # the attempt before the connection broke may have been applied
-                done = _was_applied(db, batch['_id'], to_state, entry_time)
-            break
-        except pymongo.errors.ConnectionFailure as e:
-            if persistent is None or persistent.is_set():
-                raise
-            log.warning('batch %s: database unreachable (%s) while moving it to %s; retrying', batch['_id'],
-                        type(e).__name__, to_state)
-            persistent.wait(delay_s)
-            delay_s, retried = min(delay_s * 2, 5), True
-    if done:
+
+    def __init__(self, db, attempts_to_fail=1, persistent=None, on_freed=None):
+        self.db = db
+        self.attempts_to_fail = attempts_to_fail
+        self.persistent = persistent
+        self.on_freed = on_freed
+
+    # --- the scheduler --------------------------------------------------------------------------------------------
+    def schedule(self, batch_id, attempt, node, gpu_ids):
+        """registered -> scheduled on `node` as attempt number `attempt` (the batch had attempt - 1)."""
+        return self._move({'_id': batch_id, 'state': REGISTERED}, SCHEDULED, node=node,
+                          set_fields={'usedGPUs': list(gpu_ids) or None}, inc_fields={'attempts': 1},
+                          match={'attempts': attempt - 1})
+
+    def fail_unplaceable(self, batch, reason):
+        """registered -> failed: no node could ever hold it. `batch` holds inputs/outputs (voided)."""
+        return self._move(dict(batch, state=REGISTERED), FAILED, debug_info=['no node can ever run this batch: ' + reason])
+
+    # --- one attempt ----------------------------------------------------------------------------------------------
+    def start(self, batch, attempt, node):
+        """scheduled -> processing: the attempt's container runs."""
+        return self._move(dict(batch, state=SCHEDULED), PROCESSING, node=node, match={'attempts': attempt})
+
+    def succeed(self, batch, attempt, node, agent_result):
+        """processing -> succeeded, with the agent's summary in the history."""
+        return self._move(dict(batch, state=PROCESSING), SUCCEEDED, node=node, ccagent=agent_summary(agent_result),
+                          match={'attempts': attempt})
+
+    def fail_attempt(self, batch, experiment, attempt, node, failure):
+        """A failed attempt (from scheduled or processing: `batch['state']`): back to the queue while the retry
+        policy allows it, else failed for good. Returns the new state, or None when the batch had moved on."""
+        to_state, debug_info = failure_record(attempt, node, failure, self.attempts_to_fail, experiment)
+        requeued = to_state == REGISTERED
+        if not self._move(batch, to_state, node=None if requeued else node, debug_info=debug_info,
+                          ccagent=agent_summary(failure.ccagent), set_fields={'usedGPUs': None} if requeued else None,
+                          match={'attempts': attempt}):
+            return None
+        log.info('batch %s on node %s: attempt %d failed (%s) -> %s', batch['_id'], node, attempt, failure.reasons[0],
+                 to_state)
+        return to_state
+
+    def abandon(self, batch_id, attempt, node, reason):
+        """Fail an attempt without waiting for it (its node is lost, its container vanished, its thread crashed),
+        if the batch is still active in that attempt."""
+        batch = self.persistently(lambda: self.db[BATCHES].find_one({'_id': batch_id, 'attempts': attempt}, ATTEMPT_FIELDS))
+        if batch is None or batch['state'] not in ACTIVE_STATES:
+            return None
+        experiment = self.persistently(lambda: self.db[EXPERIMENTS].find_one({'_id': ObjectId(batch['experimentId'])},
+                                                                      RETRY_FIELDS))
+        return self.fail_attempt(batch, experiment, attempt, node, AttemptFailed([reason]))
+
+    # --- the user -------------------------------------------------------------------------------------------------
+    def cancel(self, batch, debug_info='cancelled by user'):
+        """Any unfinished state -> cancelled; the controller removes a container the batch still has."""
+        return self._move(batch, CANCELLED, node=batch.get('node'), debug_info=[debug_info])
+
+    # --- the compare-and-set --------------------------------------------------------------------------------------
+    def persistently(self, operation):
+        """Run a database read the caller cannot go on without, waiting out a lost connection while `persistent`
+        allows."""
+        delay_s = 0.5
+        while True:
+            try:
+                return operation()
+            except pymongo.errors.ConnectionFailure as e:
+                if self.persistent is None or self.persistent.is_set():
+                    raise
+                log.warning('database unreachable (%s), retrying', type(e).__name__)
+                self.persistent.wait(delay_s)
+                delay_s = min(delay_s * 2, 5)
+
+    def _move(self, batch, to_state, node=None, debug_info=None, ccagent=None, set_fields=None, inc_fields=None,
+              match=None):
+        """Move `batch` (a document with at least _id and state) to `to_state` if nobody moved it meanwhile and the
+        fields in `match` still hold. Returns True when this call made the transition."""
+        from_state = batch['state']
+        if not is_allowed(from_state, to_state):
+            raise TransitionError('batch {}: {} -> {} is not allowed'.format(batch['_id'], from_state, to_state))
+        query = dict(match or {}, _id=batch['_id'], state=from_state)
+        update = transition_update(batch, to_state, node, debug_info, ccagent, set_fields, inc_fields)
+        entry_time = update['$push']['history']['$each'][0]['time']
+        delay_s, retried = 0.5, False
+        while True:
+            try:
+                done = self.db[BATCHES].update_one(query, update).modified_count == 1
+                if not done and retried:  # the attempt before the connection broke may have been applied
+                    done = _was_applied(self.db, batch['_id'], to_state, entry_time)
+                break
+            except pymongo.errors.ConnectionFailure as e:
+                if self.persistent is None or self.persistent.is_set():
+                    raise
+                log.warning('batch %s: database unreachable (%s) while moving it to %s; retrying', batch['_id'],
+                            type(e).__name__, to_state)
+                self.persistent.wait(delay_s)
+                delay_s, retried = min(delay_s * 2, 5), True
+        if not done:
+            return False
         log.info('batch %s: %s -> %s%s', batch['_id'], from_state, to_state, ' on node {}'.format(node) if node else '')
         if to_state in TERMINAL_STATES and batch.get('experimentId'):
-            void_experiment_secrets_if_done(db, batch['experimentId'])
-    return done
+            void_experiment_secrets_if_done(self.db, batch['experimentId'])
+        if from_state in ACTIVE_STATES and to_state not in ACTIVE_STATES and self.on_freed is not None:
+            self.on_freed()
+        return True
 
 
 def _was_applied(db, batch_id, to_state, entry_time):

@@ -1,4 +1,4 @@
-"""pytest fixtures that start real services (tests/services) and stop them by PID, also when a test fails.
+"""pytest fixtures that start real services (localcluster) and stop them by PID, also when a test fails.
 
 Session scope (each started only when a test first asks for it):
     mongo_server   MongoServer: secantusd-py on 127.0.0.1:<free port>, temporary storage
@@ -14,12 +14,13 @@ Tests that use any of these (or live in tests/integration) get the ``integration
 ``python3 -m pytest -m "not integration"`` runs only what needs no service. Tests in tests/unit must not use them.
 """
 
+import os
 import re
 import uuid
 
 import pytest
 
-from tests.services import FileServer, MongoServer, DockerEngine, load_images_into, start_engines, stop_engines
+from localcluster import FileServer, MongoServer, DockerEngine, load_images_into, start_engines, stop_engines
 
 SERVICE_FIXTURES = {'mongo_server', 'mongo_client', 'mongo_db', 'engine', 'engine_client', 'engines3',
                     'file_server'}
@@ -37,6 +38,15 @@ def pytest_collection_modifyitems(config, items):
     if misplaced:
         raise pytest.UsageError('tests in tests/unit must not need services; move these to tests/integration: '
                                 + ', '.join(misplaced))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """With CC_FAIL_ON_SKIP (tests/run.sh, so CI), a skipped test fails the run: it proves nothing."""
+    reporter = session.config.pluginmanager.get_plugin('terminalreporter')
+    skipped = len(reporter.stats.get('skipped', ())) if reporter else 0
+    if os.environ.get('CC_FAIL_ON_SKIP') and skipped and session.exitstatus == 0:
+        reporter.write_line('{} test(s) skipped: with CC_FAIL_ON_SKIP that is a failure'.format(skipped), red=True)
+        session.exitstatus = 1
 
 
 # ---------------------------------------------------------------------------------------------------- MongoDB

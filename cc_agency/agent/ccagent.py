@@ -38,7 +38,9 @@ import traceback
 
 AGENT_ROOT_ENV_VAR = 'CC_AGENT_ROOT'
 DEFAULT_AGENT_ROOT = '/cc'
+# the contract with the controller (cc_agency/controller/jobs.py imports these, so each is defined once)
 CONNECTOR_CLI_VERSION = '1'
+CLI_VERSION_MODE = 'cli-version'
 CHECKS_PASSED_LINE = 'cc-agent: connector checks passed'  # on stderr; the controller waits for it
 
 DEFAULT_OPTIONS = {
@@ -671,7 +673,7 @@ def connector_check_invocations(transfers, options):
     if options['checkConnectorVersions']:
         for command in sorted(set(t['command'] for t in transfers)):
             invocations.append({'label': 'connector {!r}'.format(command), 'command': command,
-                                'mode': 'cli-version', 'access': None, 'path': None, 'listing': None})
+                                'mode': CLI_VERSION_MODE, 'access': None, 'path': None, 'listing': None})
     if options['validateConnectors']:
         for transfer in transfers:
             invocations.append(connector_invocation(transfer, transfer_modes(transfer)[0]))
@@ -693,7 +695,7 @@ def connector_outcome_problems(invocation, outcome):
         lines = ['{}: {} failed with exit code {}'.format(invocation['label'], call_name, outcome['returnCode'])]
         stderr_lines = tail_lines(outcome['stderr'], CONNECTOR_STDERR_TAIL_LINE_COUNT)
         return lines + ['  ' + line for line in stderr_lines]
-    if invocation['mode'] == 'cli-version':
+    if invocation['mode'] == CLI_VERSION_MODE:
         printed_lines = outcome['stdout'].strip().splitlines()
         printed_version = printed_lines[-1].strip() if printed_lines else ''
         if printed_version != CONNECTOR_CLI_VERSION:
@@ -809,7 +811,7 @@ def run_connector(invocation, private_dir):
     try:
         access_file_path = None
         listing_file_path = None
-        if invocation['mode'] not in ('cli-version', 'umount-dir'):
+        if invocation['mode'] not in (CLI_VERSION_MODE, 'umount-dir'):
             access_file_path = write_private_json(private_dir, 'access-', invocation['access'])
             written_paths.append(access_file_path)
         if invocation['listing'] is not None:

@@ -22,17 +22,28 @@ FIND_CONTAINER_INTERVAL_S = 0.1
 WATCH_LIMIT_S = 3600  # an image pull plus the checks; after that the batch's own end lifts the limit
 
 
-def watch(controller, batch_id, attempt, node):
-    CheckWatch(controller, batch_id, attempt, node).start()
+class CheckWatcher:
+    """Starts a CheckWatch for the first batch of an experiment whose connector checks are pending."""
+
+    def __init__(self, db, engines, stopping, wake):
+        self.db = db
+        self.engines = engines
+        self.stopping = stopping
+        self.wake = wake
+
+    def watch(self, batch_id, attempt, node):
+        CheckWatch(self.db, self.engines[node], batch_id, attempt, self.stopping, self.wake).start()
 
 
 class CheckWatch(threading.Thread):
-    def __init__(self, controller, batch_id, attempt, node):
+    def __init__(self, db, engine, batch_id, attempt, stopping, wake):
         super().__init__(name='checks-{}'.format(batch_id), daemon=True)
-        self.controller = controller
+        self.db = db
+        self.engine = engine
         self.batch_id = batch_id
         self.attempt = attempt
-        self.engine = controller.engines[node]
+        self.stopping = stopping
+        self.wake = wake
 
     def run(self):
         try:
@@ -44,7 +55,7 @@ class CheckWatch(threading.Thread):
     def _checks_passed(self):
         deadline = time.monotonic() + WATCH_LIMIT_S
         seen, next_state_check = False, 0
-        while not self.controller.stopping.is_set() and time.monotonic() < deadline:
+        while not self.stopping.is_set() and time.monotonic() < deadline:
             container = self.engine.find_batch_container(self.batch_id, self.attempt)
             if container is None:
                 if seen:
@@ -53,11 +64,11 @@ class CheckWatch(threading.Thread):
                     if not self._attempt_active():
                         return False  # the attempt ended before it had a container (e.g. the pull failed)
                     next_state_check = time.monotonic() + 1
-                self.controller.stopping.wait(FIND_CONTAINER_INTERVAL_S)
+                self.stopping.wait(FIND_CONTAINER_INTERVAL_S)
                 continue
             seen = True
             if container['state'] == 'created':
-                self.controller.stopping.wait(FIND_CONTAINER_INTERVAL_S)
+                self.stopping.wait(FIND_CONTAINER_INTERVAL_S)
                 continue
             found = self.engine.stderr_contains(container['id'], jobs.CHECKS_PASSED_LINE)
             if found is not None:
@@ -66,19 +77,19 @@ class CheckWatch(threading.Thread):
         return False
 
     def _attempt_active(self):
-        return self.controller.db[BATCHES].count_documents(
+        return self.db[BATCHES].count_documents(
             {'_id': self.batch_id, 'attempts': self.attempt, 'state': {'$in': list(ACTIVE_STATES)}}, limit=1) > 0
 
     def _record(self):
-        batch = self.controller.db[BATCHES].find_one({'_id': self.batch_id}, {'inputs': 1, 'outputs': 1,
+        batch = self.db[BATCHES].find_one({'_id': self.batch_id}, {'inputs': 1, 'outputs': 1,
                                                                               'experimentId': 1})
         experiment_id = ObjectId(batch['experimentId'])
-        experiment = self.controller.db[EXPERIMENTS].find_one({'_id': experiment_id}, {'container.settings.image': 1})
+        experiment = self.db[EXPERIMENTS].find_one({'_id': experiment_id}, {'container.settings.image': 1})
         image_url = experiment['container']['settings']['image']['url']
         # the image itself is an entry too: a batch without connectors also ends the one-at-a-time start
         entries = [image_url] + jobs.connector_check_entries(batch, image_url)
-        self.controller.db[EXPERIMENTS].update_one(
+        self.db[EXPERIMENTS].update_one(
             {'_id': experiment_id}, {'$addToSet': {'connectorChecksPassed': {'$each': entries}}})
         log.info('batch %s: connector checks passed, later batches of experiment %s skip them', self.batch_id,
                  experiment_id)
-        self.controller.wake()
+        self.wake()

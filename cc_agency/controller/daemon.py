@@ -14,13 +14,16 @@ import zmq
 
 from cc_agency import registration
 from cc_agency.controller import jobs
+from cc_agency.controller.connector_checks import CheckWatcher
 from cc_agency.controller.engines import Engine
 from cc_agency.controller.nodes import NodeMonitor
-from cc_agency.controller.runner import BatchRun
-from cc_agency.controller.reconcile import reconcile_node
-from cc_agency.controller.scheduler import schedule_pass
+from cc_agency.controller.reconcile import Reconciler
+from cc_agency.controller.runner import Launcher, RunContext
+from cc_agency.controller.scheduler import Scheduler
+from cc_agency.controller.state import NodeBoard, RunRegistry
 from cc_agency.db import BATCHES, ensure_indexes
-from cc_agency.states import ACTIVE_STATES, CANCELLED
+from cc_agency.states import CANCELLED
+from cc_agency.transitions import BatchLifecycle
 
 log = logging.getLogger(__name__)
 
@@ -28,70 +31,38 @@ JANITOR_INTERVAL_S = 60
 
 
 class Controller:
+    """Builds the workers from the configuration, hands each the few collaborators it uses, runs the loops."""
+
     def __init__(self, conf, db):
         self.conf = conf
         self.db = db
         docker_conf = conf['controller']['docker']
-        self.strategy = conf['controller']['scheduling']['strategy']
-        self.pass_interval_s = conf['controller']['scheduling']['pass_interval_seconds']
+        scheduling = conf['controller']['scheduling']
+        self.pass_interval_s = scheduling['pass_interval_seconds']
         self.engines = {name: Engine(name, node_conf, docker_conf['api_timeout_seconds'])
                         for name, node_conf in docker_conf['nodes'].items()}
-        self.agent_source = jobs.read_agent_source()
         self.stopping = threading.Event()
         self._wake = threading.Event()
         self._wake_registrar = threading.Event()
         self._orphans_removed_at = 0
-        self._lock = threading.Lock()
         self.scheduling_lock = threading.RLock()  # decisions vs. reconciliation of a node
-        self._node_status = {name: {'state': None} for name in self.engines}
-        self._runs = {}  # batch id -> {'attempt', 'node', 'containerId'} of the attempts this process runs
+        self.nodes = NodeBoard(self.engines, on_change=self.wake)
+        self.runs = RunRegistry()
+        self.lifecycle = BatchLifecycle(db, scheduling['attempts_to_fail'], persistent=self.stopping,
+                                        on_freed=self.wake)
+        self.launcher = Launcher(RunContext(
+            db=db, lifecycle=self.lifecycle, runs=self.runs, nodes=self.nodes, stopping=self.stopping, wake=self.wake,
+            container_user=docker_conf['container_user'],
+            disable_pull=docker_conf.get('core_image', {}).get('disable_pull', False),
+            agent_source=jobs.read_agent_source()), self.engines)
+        self.reconciler = Reconciler(db, self.engines, self.runs, self.lifecycle, self.launcher.launch,
+                                     self.scheduling_lock)
+        self.scheduler = Scheduler(db, self.nodes, scheduling['strategy'], self.lifecycle, self.launcher.launch,
+                                   CheckWatcher(db, self.engines, self.stopping, self.wake).watch)
 
-    # --- shared state -------------------------------------------------------------------------------------------
     def wake(self):
         self._wake.set()
         self._wake_registrar.set()
-
-    def node_status(self):
-        with self._lock:
-            return {name: dict(status) for name, status in self._node_status.items()}
-
-    def set_node_status(self, name, status):
-        with self._lock:
-            self._node_status[name] = dict(status)
-        self.wake()
-
-    def launch(self, batch_id, node, attempt, gpu_ids=(), container_id=None):
-        """Run (or, with container_id, adopt) one attempt of a batch in its own thread."""
-        self.run_started(batch_id, attempt, node, container_id)  # tracked before its thread exists
-        run = BatchRun(self, batch_id, node, attempt, gpu_ids, container_id)
-        threading.Thread(target=run.run, name='batch-{}'.format(batch_id), daemon=True).start()
-
-    def run_started(self, batch_id, attempt, node, container_id):
-        with self._lock:
-            self._runs[batch_id] = {'attempt': attempt, 'node': node, 'containerId': container_id}
-
-    def run_ended(self, batch_id, attempt):
-        with self._lock:
-            if self._runs.get(batch_id, {}).get('attempt') == attempt:
-                del self._runs[batch_id]
-
-    def runs(self):
-        with self._lock:
-            return {batch_id: dict(run) for batch_id, run in self._runs.items()}
-
-    def node_online(self, name):
-        with self._lock:
-            return self._node_status[name].get('state') == 'online'
-
-    def reconcile_node(self, name):
-        reconcile_node(self, name)
-
-    def node_lost(self, name, reason):
-        """Fail the attempts the database places on a node that stayed offline; they are retried elsewhere."""
-        active = self.db[BATCHES].find({'node': name, 'state': {'$in': list(ACTIVE_STATES)}}, {'attempts': 1})
-        for batch in list(active):
-            BatchRun(self, batch['_id'], name, batch['attempts']).abandon(
-                'node {} went offline: {}'.format(name, reason))
 
     # --- loops --------------------------------------------------------------------------------------------------
     def serve_forever(self):
@@ -99,13 +70,14 @@ class Controller:
         threading.Thread(target=self._listen, name='zmq-listener', daemon=True).start()
         threading.Thread(target=self._loop, args=(self._wake_registrar, 'registration', self._register),
                          name='registrar', daemon=True).start()
-        for name in self.engines:
-            NodeMonitor(self, name).start()
+        for engine in self.engines.values():
+            NodeMonitor(engine, self.db, self.nodes, self.reconciler.reconcile, self.reconciler.node_lost,
+                        self.stopping).start()
         self._loop(self._wake, 'scheduling', self._schedule)
 
     def _schedule(self):
         with self.scheduling_lock:
-            schedule_pass(self)
+            self.scheduler.run_pass()
         self._stop_cancelled_runs()
 
     def _register(self):
@@ -164,7 +136,7 @@ class Controller:
                 self.stopping.wait(1)
 
     def _stop_cancelled_runs(self):
-        runs = self.runs()
+        runs = self.runs.snapshot()
         if not runs:
             return
         for batch in self.db[BATCHES].find({'_id': {'$in': list(runs)}, 'state': CANCELLED}, {'_id': 1}):

@@ -127,6 +127,11 @@ class Engine:
         self.name = name
         self.conf = node_conf
         self.api_timeout_s = api_timeout_s
+        # what the node's batches get, from its section of the configuration
+        self.environment = node_conf.get('environment')
+        self.network = node_conf.get('network')
+        self.gpus = node_conf.get('hardware', {}).get('gpus', [])
+        self.gpu_access = node_conf.get('hardware', {}).get('gpu_access', GPU_ACCESS_DEVICE_REQUEST)
         self._api = None
         self._lock = threading.Lock()
         self._images_present = set()
@@ -141,12 +146,14 @@ class Engine:
                 base_url = self.conf['base_url']
                 tls = self.conf.get('tls') or {}
                 try:
-                    api = docker.APIClient(base_url=base_url, tls=tls_config(tls), timeout=self.api_timeout_s,
-                                           version=MIN_API_VERSION, max_pool_size=32)
-                    api.trust_env = False  # REQUESTS_CA_BUNDLE would silently replace the node's CA
-                    if tls.get('assert_hostname') is False or isinstance(tls.get('assert_hostname'), str):
-                        api.mount('https://', _HostnameCheckAdapter(tls['assert_hostname'], pool_maxsize=32))
-                    api._version = api._retrieve_server_version()  # with the TLS settings above, unlike 'auto'
+                    # the engine's API version is asked with the TLS settings of this node (docker's 'auto' asks
+                    # before they are complete), then the client that is kept speaks that version
+                    probe = api_client(base_url, tls, self.api_timeout_s, MIN_API_VERSION)
+                    try:
+                        version = probe.version(api_version=False)['ApiVersion']
+                    finally:
+                        probe.close()
+                    api = api_client(base_url, tls, self.api_timeout_s, version)
                 except (docker.errors.DockerException, requests.RequestException, OSError) as e:
                     raise EngineError('node {}: cannot connect: {}'.format(
                         self.name, describe_connection_error(e, base_url, self.api_timeout_s)))
@@ -214,12 +221,10 @@ class Engine:
     # --- containers -------------------------------------------------------------------------------------------
     def create_container(self, name, image, entrypoint, labels, ram_mib, environment=None, network=None,
                          gpu_ids=(), user=None):
-        gpu_access = self.conf.get('hardware', {}).get('gpu_access', GPU_ACCESS_DEVICE_REQUEST)
-
         def create(api):
             host_config = api.create_host_config(
                 mem_limit='{}m'.format(ram_mib), memswap_limit='{}m'.format(ram_mib), network_mode=network,
-                device_requests=_gpu_requests(gpu_ids) if gpu_access == GPU_ACCESS_DEVICE_REQUEST else None,
+                device_requests=_gpu_requests(gpu_ids) if self.gpu_access == GPU_ACCESS_DEVICE_REQUEST else None,
                 security_opt=['no-new-privileges'])
             env = dict(environment or {})
             env['NVIDIA_VISIBLE_DEVICES'] = ','.join(str(i) for i in gpu_ids) if gpu_ids else 'void'
@@ -250,12 +255,8 @@ class Engine:
     def logs(self, container_id, stdout=True, stderr=False):
         """What the container wrote on stdout and/or stderr, as bytes (one call: unlike the SDK's `logs()`, no
         inspect first to learn whether it has a TTY; the agency's containers never have one)."""
-        def read(api):
-            response = api._get(api._url('/containers/{0}/logs', container_id),
-                                 params={'stdout': int(stdout), 'stderr': int(stderr), 'tail': 'all'})
-            api._raise_for_status(response)
-            return demultiplex(response.content)
-        streams = self._call('logs', read)
+        streams = self._call('logs', lambda api: demultiplex(api_get(
+            api, '/containers/{}/logs'.format(container_id), stdout=int(stdout), stderr=int(stderr), tail='all')))
         return b''.join(streams[number] for number, wanted in ((1, stdout), (2, stderr)) if wanted)
 
     def remove(self, container_id):
@@ -291,6 +292,32 @@ class Engine:
         containers = self._call('list', lambda api: api.containers(all=True, filters={'label': BATCH_LABEL}))
         return [{'id': c['Id'], 'batchId': c['Labels'].get(BATCH_LABEL), 'attempt': int(c['Labels'].get(ATTEMPT_LABEL, 0)),
                  'running': c['State'] in ('running', 'created', 'restarting', 'paused')} for c in containers]
+
+
+def api_client(base_url, tls, timeout_s, version):
+    """A low-level docker client for one node: its TLS settings, no proxy or CA bundle from the environment."""
+    api = docker.APIClient(base_url=base_url, tls=tls_config(tls), timeout=timeout_s, version=version,
+                           max_pool_size=32)
+    api.trust_env = False  # REQUESTS_CA_BUNDLE would silently replace the node's CA
+    if tls.get('assert_hostname') is False or isinstance(tls.get('assert_hostname'), str):
+        api.mount('https://', _HostnameCheckAdapter(tls['assert_hostname'], pool_maxsize=32))
+    return api
+
+
+def api_get(api, path, **params):
+    """GET one engine API path (e.g. '/containers/ID/logs') with the client's version and timeout; the body as
+    bytes. Errors are docker's own (NotFound, APIError), as from the SDK's calls.
+
+    Why not the SDK's method: `APIClient.logs()` inspects the container before every read to learn whether it has
+    a TTY; the agency's containers never have one. APIClient is a requests.Session, and this uses only that and
+    docker's public error conversion.
+    """
+    response = api.get('{}/v{}{}'.format(api.base_url, api.api_version, path), params=params, timeout=api.timeout)
+    try:
+        response.raise_for_status()
+    except requests.exceptions.HTTPError as e:
+        raise docker.errors.create_api_error_from_http_exception(e)
+    return response.content
 
 
 def demultiplex(data):

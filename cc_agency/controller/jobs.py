@@ -17,6 +17,7 @@ import json
 import os
 import tarfile
 
+from cc_agency.agent import ccagent
 from cc_agency.secrets import usable_batch_access
 
 AGENT_SOURCE_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'agent', 'ccagent.py')
@@ -26,19 +27,16 @@ ENTRYPOINT = ['python3', AGENT_PATH, JOB_PATH]
 MAX_OUTPUT_BYTES = 1024 * 1024
 
 
-CHECKS_PASSED_LINE = b'cc-agent: connector checks passed'
+CHECKS_PASSED_LINE = ccagent.CHECKS_PASSED_LINE.encode('utf-8')  # as the container's stderr carries it
 CONNECTOR_CHECKS_FAILED = 'failed'
-_PATH_TYPES = ('File', 'Directory')
+_PATH_TYPES = ccagent.PATH_CLASSES
 
 
 def _validate_mode(direction, path_object):
-    """The connector's `*-validate` mode for an input or output (as the agent chooses it)."""
-    path_class = path_object.get('class')
-    if direction == 'input':
-        if (path_object.get('connector') or {}).get('mount'):
-            return 'mount-dir-validate'
-        return 'receive-dir-validate' if path_class == 'Directory' else 'receive-file-validate'
-    return 'send-dir-validate' if path_class == 'Directory' else 'send-file-validate'
+    """The connector's `*-validate` mode for an input or output: the agent's own rule."""
+    transfer = {'direction': direction, 'class': path_object.get('class'),
+                'mount': direction == 'input' and bool((path_object.get('connector') or {}).get('mount'))}
+    return ccagent.transfer_modes(transfer)[0]
 
 
 def connector_check_entries(batch, image_url):
@@ -49,7 +47,7 @@ def connector_check_entries(batch, image_url):
             for item in value if isinstance(value, list) else [value]:
                 connector = item.get('connector') if isinstance(item, dict) else None
                 if isinstance(connector, dict) and isinstance(connector.get('command'), str):
-                    for mode in ('cli-version', _validate_mode(direction, item)):
+                    for mode in (ccagent.CLI_VERSION_MODE, _validate_mode(direction, item)):
                         entries.add('{}|{}|{}'.format(image_url, connector['command'], mode))
     return sorted(entries)
 

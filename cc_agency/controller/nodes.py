@@ -13,11 +13,10 @@ import time
 
 from cc_agency.controller.engines import EngineError
 from cc_agency.db import NODES, history_push, now
+from cc_agency.states import NODE_OFFLINE as OFFLINE, NODE_ONLINE as ONLINE
 
 log = logging.getLogger(__name__)
 
-ONLINE = 'online'
-OFFLINE = 'offline'
 PROBE_INTERVAL_S = 1.0
 PROBE_TIMEOUT_S = 3.0
 RECONCILE_INTERVAL_S = 30.0
@@ -27,23 +26,34 @@ NODE_LOST_GRACE_S = 10.0
 
 
 class NodeMonitor(threading.Thread):
-    def __init__(self, controller, name):
-        super().__init__(name='node-{}'.format(name), daemon=True)
-        self.controller = controller
-        self.name = name
-        self.engine = controller.engines[name]
+    """The thread that watches the node of `engine`.
+
+    :param board: the NodeBoard it keeps up to date for the scheduler
+    :param reconcile: reconcile(node name), when the node comes (back) online and every RECONCILE_INTERVAL_S
+    :param node_lost: node_lost(node name, reason), once the node stayed offline for NODE_LOST_GRACE_S
+    """
+
+    def __init__(self, engine, db, board, reconcile, node_lost, stopping):
+        super().__init__(name='node-{}'.format(engine.name), daemon=True)
+        self.engine = engine
+        self.name = engine.name
+        self.db = db
+        self.board = board
+        self.reconcile = reconcile
+        self.node_lost = node_lost
+        self.stopping = stopping
         self.state = None
         self.last_reconcile = 0.0
         self.offline_since = None
         self.offline_reason = None
 
     def run(self):
-        while not self.controller.stopping.is_set():
+        while not self.stopping.is_set():
             try:
                 self.probe()
             except Exception:  # e.g. the database is away: try again at the next probe
                 log.exception('node %s: probe failed', self.name)
-            self.controller.stopping.wait(PROBE_INTERVAL_S)
+            self.stopping.wait(PROBE_INTERVAL_S)
 
     def probe(self):
         try:
@@ -60,32 +70,32 @@ class NodeMonitor(threading.Thread):
         self._set_online(info)
 
     def _reconcile(self):
-        self.controller.reconcile_node(self.name)
+        self.reconcile(self.name)
         self.last_reconcile = time.monotonic()
 
     def _set_online(self, info):
-        gpus = self.controller.conf['controller']['docker']['nodes'][self.name].get('hardware', {}).get('gpus', [])
+        gpus = self.engine.gpus
         status = dict(info, state=ONLINE, gpus=gpus)
-        self.controller.db[NODES].update_one(
+        self.db[NODES].update_one(
             {'_id': self.name},
             {'$set': dict(status, lastSeen=now()),
              '$push': {'history': history_push({'state': ONLINE, 'time': now(), 'debugInfo': None})}},
             upsert=True)
         log.info('node %s online: %d MiB RAM, %d CPUs, %d GPUs', self.name, info['ramMiB'], info['cpus'], len(gpus))
         self.state, self.offline_since = ONLINE, None
-        self.controller.set_node_status(self.name, status)
+        self.board.set(self.name, status)
 
     def _set_offline(self, reason):
         self.engine.reset()
         if self.state == OFFLINE:
             if self.offline_since is not None and time.monotonic() - self.offline_since >= NODE_LOST_GRACE_S:
-                self.controller.node_lost(self.name, self.offline_reason)
+                self.node_lost(self.name, self.offline_reason)
                 self.offline_since = None  # its batches are elsewhere now; this happens once per outage
             return
         log.warning('node %s offline: %s', self.name, reason)
-        self.controller.set_node_status(self.name, {'state': OFFLINE})  # no new batches go there from now on
+        self.board.set(self.name, {'state': OFFLINE})  # no new batches go there from now on
         self.offline_since, self.offline_reason = time.monotonic(), reason
-        self.controller.db[NODES].update_one(
+        self.db[NODES].update_one(
             {'_id': self.name},
             {'$set': {'state': OFFLINE},
              '$push': {'history': history_push({'state': OFFLINE, 'time': now(), 'debugInfo': [reason]})}},

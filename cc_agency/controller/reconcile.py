@@ -15,7 +15,6 @@ import logging
 from bson import ObjectId
 from bson.errors import InvalidId
 
-from cc_agency.controller.runner import BatchRun
 from cc_agency.db import BATCHES
 from cc_agency.states import ACTIVE_STATES, PROCESSING, SCHEDULED
 
@@ -61,26 +60,47 @@ def _gpu_ids(batch):
     return tuple(batch.get('usedGPUs') or ())
 
 
-def reconcile_node(controller, node):
-    engine = controller.engines[node]
-    containers = engine.batch_containers()  # the only engine call: outside the lock, so a slow node stalls nothing
-    with controller.scheduling_lock:
-        active = {batch['_id']: batch for batch in controller.db[BATCHES].find(
-            {'node': node, 'state': {'$in': list(ACTIVE_STATES)}}, {'attempts': 1, 'state': 1, 'usedGPUs': 1})}
-        adopt, resume, remove, vanished = plan_reconciliation(node, containers, active, controller.runs())
-        for batch_id, attempt, container_id, gpu_ids in adopt:
-            log.info('batch %s: adopting container %s of attempt %d on node %s', batch_id, container_id[:12], attempt,
-                     node)
-            controller.launch(batch_id, node, attempt, gpu_ids, container_id)
-        for batch_id, attempt, gpu_ids in resume:
-            log.info('batch %s: resuming attempt %d, scheduled on node %s but not started', batch_id, attempt, node)
-            controller.launch(batch_id, node, attempt, gpu_ids)
-        for batch_id in vanished:
-            reason = 'its container vanished from node {} (engine or controller restarted)'.format(node)
-            BatchRun(controller, batch_id, node, active[batch_id]['attempts']).abandon(reason)
-    for container_id in remove:
-        log.info('node %s: removing stale container %s', node, container_id[:12])
-        try:
-            engine.remove(container_id)
-        except Exception as e:  # a busy engine is not a lost node: the next reconciliation tries again
-            log.warning('node %s: stale container %s not removed now (%s)', node, container_id[:12], e)
+class Reconciler:
+    """Reconciles one node at a time with what the database and this process's runs say.
+
+    :param launch: starts (or adopts) an attempt: Launcher.launch
+    :param scheduling_lock: held while deciding, so that the scheduler does not place on a node being reconciled
+    """
+
+    def __init__(self, db, engines, runs, lifecycle, launch, scheduling_lock):
+        self.db = db
+        self.engines = engines
+        self.runs = runs
+        self.lifecycle = lifecycle
+        self.launch = launch
+        self.scheduling_lock = scheduling_lock
+
+    def reconcile(self, node):
+        engine = self.engines[node]
+        containers = engine.batch_containers()  # the only engine call: outside the lock, so a slow node stalls nothing
+        with self.scheduling_lock:
+            active = {batch['_id']: batch for batch in self.db[BATCHES].find(
+                {'node': node, 'state': {'$in': list(ACTIVE_STATES)}}, {'attempts': 1, 'state': 1, 'usedGPUs': 1})}
+            adopt, resume, remove, vanished = plan_reconciliation(node, containers, active, self.runs.snapshot())
+            for batch_id, attempt, container_id, gpu_ids in adopt:
+                log.info('batch %s: adopting container %s of attempt %d on node %s', batch_id, container_id[:12],
+                         attempt, node)
+                self.launch(batch_id, node, attempt, gpu_ids, container_id)
+            for batch_id, attempt, gpu_ids in resume:
+                log.info('batch %s: resuming attempt %d, scheduled on node %s but not started', batch_id, attempt, node)
+                self.launch(batch_id, node, attempt, gpu_ids)
+            for batch_id in vanished:
+                self.lifecycle.abandon(batch_id, active[batch_id]['attempts'], node,
+                                       'its container vanished from node {} (engine or controller restarted)'.format(node))
+        for container_id in remove:
+            log.info('node %s: removing stale container %s', node, container_id[:12])
+            try:
+                engine.remove(container_id)
+            except Exception as e:  # a busy engine is not a lost node: the next reconciliation tries again
+                log.warning('node %s: stale container %s not removed now (%s)', node, container_id[:12], e)
+
+    def node_lost(self, node, reason):
+        """Fail the attempts the database places on a node that stayed offline; they are retried elsewhere."""
+        active = self.db[BATCHES].find({'node': node, 'state': {'$in': list(ACTIVE_STATES)}}, {'attempts': 1})
+        for batch in list(active):
+            self.lifecycle.abandon(batch['_id'], batch['attempts'], node, 'node {} went offline: {}'.format(node, reason))

@@ -9,17 +9,20 @@ monitor to declare the node lost (which fails the attempt for it); a connection 
 that is still running.
 """
 import logging
+import threading
+from dataclasses import dataclass
 
 import docker.errors
 import pymongo.errors
 from bson import ObjectId
 
-from cc_agency import transitions
 from cc_agency.controller import jobs
 from cc_agency.controller.engines import ATTEMPT_LABEL, BATCH_LABEL, EXPERIMENT_LABEL, EngineError, ImageError
+from cc_agency.controller.state import NodeBoard, RunRegistry
 from cc_agency.db import BATCHES, BATCH_OUTPUT, EXPERIMENTS, now
 from cc_agency.secrets import strip_protected_prefix
-from cc_agency.states import PROCESSING, REGISTERED, SCHEDULED, SUCCEEDED, state_after_failure
+from cc_agency.states import PROCESSING, SCHEDULED, SUCCEEDED
+from cc_agency.transitions import AttemptFailed, BatchLifecycle
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +30,18 @@ STDERR_TAIL_CHARS = 2000
 ENGINE_RETRY_S = 1.0
 
 
-class AttemptFailed(Exception):
-    """This attempt failed; `permanent` when another attempt cannot succeed either."""
-
-    def __init__(self, reasons, permanent=False, ccagent=None):
-        super().__init__('; '.join(reasons))
-        self.reasons = list(reasons)
-        self.permanent = permanent
-        self.ccagent = ccagent
+@dataclass(frozen=True)
+class RunContext:
+    """What every attempt uses, besides its node's engine: handed to each BatchRun by the Launcher."""
+    db: object
+    lifecycle: BatchLifecycle
+    runs: RunRegistry
+    nodes: NodeBoard
+    stopping: threading.Event
+    wake: object  # callable: the scheduler should look again (an attempt ended)
+    container_user: str
+    disable_pull: bool
+    agent_source: bytes
 
 
 def container_name(batch_id, attempt):
@@ -67,25 +74,32 @@ def outcome_from_exit(result, exit_code, oom_killed, ram_mib, container_stderr):
     return result
 
 
-def agent_summary(result):
-    """What of the agent's result goes into the batch history (stdout/stderr are stored apart)."""
-    if not result:
-        return None
-    return {key: result.get(key) for key in ('state', 'command', 'process', 'inputs', 'outputs')}
+class Launcher:
+    """Runs (or, with container_id, adopts) one attempt of a batch in its own thread."""
+
+    def __init__(self, context, engines):
+        self.context = context
+        self.engines = engines
+
+    def launch(self, batch_id, node, attempt, gpu_ids=(), container_id=None):
+        self.context.runs.started(batch_id, attempt, node, container_id)  # tracked before its thread exists
+        run = BatchRun(self.context, self.engines[node], batch_id, attempt, gpu_ids, container_id)
+        threading.Thread(target=run.run, name='batch-{}'.format(batch_id), daemon=True).start()
 
 
 class BatchRun:
-    """A thread body: `BatchRun(controller, batch_id, node_name, attempt).run()`.
+    """A thread body: one attempt of one batch on the node of `engine`.
 
     With `container_id` it adopts a container that already runs (after a controller restart) and only waits.
     """
 
-    def __init__(self, controller, batch_id, node_name, attempt, gpu_ids=(), container_id=None):
-        self.controller = controller
-        self.db = controller.db
+    def __init__(self, context, engine, batch_id, attempt, gpu_ids=(), container_id=None):
+        self.context = context
+        self.db = context.db
+        self.lifecycle = context.lifecycle
+        self.engine = engine
+        self.node = engine.name
         self.batch_id = batch_id
-        self.node = node_name
-        self.engine = controller.engines[node_name]
         self.attempt = attempt
         self.gpu_ids = tuple(gpu_ids)
         self.container_id = container_id
@@ -104,53 +118,29 @@ class BatchRun:
                           self.attempt)
             self._give_up(e)
         finally:
-            self.controller.run_ended(self.batch_id, self.attempt)
-            self.controller.wake()
+            self.context.runs.ended(self.batch_id, self.attempt)
+            self.context.wake()
 
     def _give_up(self, error):
         """Fail an attempt that crashed in the controller (a bad document, a bug), so that it is neither left
         behind nor resumed again and again; not while the controller stops (its successor resumes the attempt)."""
-        if self.controller.stopping.is_set():
+        if self.context.stopping.is_set():
             return
         try:  # the error's type only: its message may quote a batch's values
-            self.abandon('the controller failed while running this attempt ({})'.format(type(error).__name__),
-                         remove=True)
+            self.lifecycle.abandon(self.batch_id, self.attempt, self.node,
+                                   'the controller failed while running this attempt ({})'.format(type(error).__name__))
+            self._remove_container()
         except Exception:
             log.exception('batch %s: the failure of attempt %d could not be recorded', self.batch_id, self.attempt)
 
-    def abandon(self, reason, remove=False):
-        """Fail this attempt without waiting for it (its node is lost or its container vanished)."""
-        if self._load() and self.batch['state'] in (SCHEDULED, PROCESSING):
-            self._fail(self.batch['state'], AttemptFailed([reason]), remove=remove)
-
     def _load(self):
         """Read the batch (this attempt's) and its experiment; False when the batch moved on to another attempt."""
-        self.batch = self._persistently(lambda: self.db[BATCHES].find_one({'_id': self.batch_id, 'attempts': self.attempt}))
+        self.batch = self.lifecycle.persistently(lambda: self.db[BATCHES].find_one({'_id': self.batch_id, 'attempts': self.attempt}))
         if self.batch is None:
             return False
-        self.experiment = self._persistently(
+        self.experiment = self.lifecycle.persistently(
             lambda: self.db[EXPERIMENTS].find_one({'_id': ObjectId(self.batch['experimentId'])}))
         return True
-
-    def _persistently(self, operation):
-        """Run a database operation, waiting out a lost connection (the controller must not lose a decision)."""
-        delay_s = 0.5
-        while True:
-            try:
-                return operation()
-            except pymongo.errors.ConnectionFailure as e:
-                if self.controller.stopping.is_set():
-                    raise
-                log.warning('batch %s: database unreachable (%s), retrying', self.batch_id, type(e).__name__)
-                self.controller.stopping.wait(delay_s)
-                delay_s = min(delay_s * 2, 5)
-
-    def _transition(self, from_state, to_state, **kwargs):
-        done = transitions.transition(self.db, dict(self.batch, state=from_state), to_state,
-                                      match={'attempts': self.attempt}, persistent=self.controller.stopping, **kwargs)
-        if done and to_state != PROCESSING:
-            self.controller.wake()  # the batch's RAM and GPUs are free: refill them before removing the container
-        return done
 
     # --- phase 1: scheduled -> processing -------------------------------------------------------------------------
     def _start(self):
@@ -163,7 +153,7 @@ class BatchRun:
         except AttemptFailed as failure:
             self._fail(SCHEDULED, failure)
             return
-        if not self._transition(SCHEDULED, PROCESSING, node=self.node):
+        if not self.lifecycle.start(self.batch, self.attempt, self.node):
             log.info('batch %s on node %s: attempt %d is no longer scheduled (cancelled or lost), removing its '
                      'container', self.batch_id, self.node, self.attempt)
             self._remove_container()
@@ -172,13 +162,11 @@ class BatchRun:
     def _create_and_start(self):
         settings = self.experiment['container']['settings']
         image = settings['image']
-        docker_conf = self.controller.conf['controller']['docker']
-        node_conf = docker_conf['nodes'][self.node]
         try:
             self.engine.ensure_image(image['url'], strip_protected_prefix(image['auth']) if image.get('auth') else None,
-                                     disable_pull=docker_conf.get('core_image', {}).get('disable_pull', False))
+                                     disable_pull=self.context.disable_pull)
             with self.engine.start_slots:
-                self._create_and_copy_and_start(image, settings, docker_conf, node_conf)
+                self._create_and_copy_and_start(image, settings)
         except ImageError as e:
             raise AttemptFailed([str(e)], permanent=e.permanent)
         except EngineError as e:
@@ -209,7 +197,7 @@ class BatchRun:
         self._remove_container(surely=True)
         return self.engine.create_container(**settings)
 
-    def _create_and_copy_and_start(self, image, settings, docker_conf, node_conf):
+    def _create_and_copy_and_start(self, image, settings):
         self.container_id = self._create(
             name=container_name(self.batch_id, self.attempt),
             image=image['url'],
@@ -217,14 +205,14 @@ class BatchRun:
             labels={BATCH_LABEL: str(self.batch_id), ATTEMPT_LABEL: str(self.attempt),
                     EXPERIMENT_LABEL: self.batch['experimentId']},
             ram_mib=settings['ram'],
-            environment=node_conf.get('environment'),
-            network=node_conf.get('network'),
+            environment=self.engine.environment,
+            network=self.engine.network,
             gpu_ids=self.gpu_ids,
-            user=docker_conf['container_user'],
+            user=self.context.container_user,
         )
         job = jobs.job_file(self.batch, self.experiment,
                             validate_connectors=not self.experiment.get('disableConnectorValidation'))
-        archive = jobs.container_archive(job, self.controller.agent_source, uid=_uid(docker_conf['container_user']))
+        archive = jobs.container_archive(job, self.context.agent_source, uid=_uid(self.context.container_user))
         self.engine.put_archive(self.container_id, '/', archive)
         self.engine.start(self.container_id)
 
@@ -235,14 +223,14 @@ class BatchRun:
             try:
                 return self.engine.wait(self.container_id)
             except EngineError as e:
-                if not self.controller.node_online(self.node):
+                if not self.context.nodes.is_online(self.node):
                     log.info('batch %s: node %s lost while attempt %d ran (%s)', self.batch_id, self.node,
                              self.attempt, e)
                     return None
-                self.controller.stopping.wait(ENGINE_RETRY_S)
+                self.context.stopping.wait(ENGINE_RETRY_S)
 
     def _wait_and_record(self):
-        self.controller.run_started(self.batch_id, self.attempt, self.node, self.container_id)
+        self.context.runs.started(self.batch_id, self.attempt, self.node, self.container_id)
         try:
             exit_code = self._wait_for_exit()
             if exit_code is None:
@@ -267,7 +255,7 @@ class BatchRun:
         except AttemptFailed as failure:
             self._fail(PROCESSING, failure)
             return
-        if not self._transition(PROCESSING, SUCCEEDED, node=self.node, ccagent=agent_summary(result)):
+        if not self.lifecycle.succeed(self.batch, self.attempt, self.node, result):
             log.info('batch %s: result of stale attempt %d on node %s ignored', self.batch_id, self.attempt, self.node)
         self._remove_container()
 
@@ -276,26 +264,14 @@ class BatchRun:
         document = {'attempt': self.attempt, 'time': now(),
                     'stdout': (result or {}).get('stdout', ''), 'stderr': (result or {}).get('stderr', '')}
         try:
-            self._persistently(lambda: self.db[BATCH_OUTPUT].replace_one(
+            self.lifecycle.persistently(lambda: self.db[BATCH_OUTPUT].replace_one(
                 {'_id': self.batch_id, 'attempt': {'$lte': self.attempt}}, document, upsert=True))
         except pymongo.errors.DuplicateKeyError:
             pass  # a newer attempt's output is there
 
     def _fail(self, from_state, failure, remove=True):
-        execution_settings = (self.experiment or {}).get('execution', {}).get('settings', {})
-        retry_allowed = self.experiment is not None and not self.experiment.get('disableRetry') and \
-            execution_settings.get('retryIfFailed', True)
-        attempts_to_fail = self.controller.conf['controller']['scheduling']['attempts_to_fail']
-        to_state = state_after_failure(self.attempt, attempts_to_fail, retry_allowed, failure.permanent)
-        debug_info = ['attempt {} on node {} failed: {}'.format(self.attempt, self.node, failure.reasons[0])]
-        debug_info.extend(failure.reasons[1:])
-        if to_state == REGISTERED:
-            debug_info.append('retrying ({} of {} attempts used)'.format(self.attempt, attempts_to_fail))
-        if self._transition(from_state, to_state, node=None if to_state == REGISTERED else self.node,
-                            debug_info=debug_info, ccagent=agent_summary(failure.ccagent),
-                            set_fields={'usedGPUs': None} if to_state == REGISTERED else None):
-            log.info('batch %s on node %s: attempt %d failed (%s) -> %s', self.batch_id, self.node, self.attempt,
-                     failure.reasons[0], to_state)
+        self.lifecycle.fail_attempt(dict(self.batch, state=from_state), self.experiment, self.attempt, self.node,
+                                    failure)
         if remove:
             self._remove_container()
 
@@ -311,11 +287,11 @@ class BatchRun:
                 self.engine.remove(target)
                 return
             except (EngineError, docker.errors.APIError) as e:
-                if not surely or not self.controller.node_online(self.node) or self.controller.stopping.is_set():
+                if not surely or not self.context.nodes.is_online(self.node) or self.context.stopping.is_set():
                     log.warning('batch %s: container %s on node %s not removed now (%s); it is removed when the '
                                 'node is reconciled', self.batch_id, target[:24], self.node, e)
                     return
-                self.controller.stopping.wait(ENGINE_RETRY_S)
+                self.context.stopping.wait(ENGINE_RETRY_S)
 
 
 def _uid(user):

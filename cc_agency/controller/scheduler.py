@@ -22,12 +22,11 @@ from collections import Counter
 
 from bson import ObjectId
 
-from cc_agency import transitions
-from cc_agency.controller import connector_checks, jobs
+from cc_agency.controller import jobs
 from cc_agency.controller.placement import BatchRequest, Gpu, NodeCapacity, Placement, Placer, Unplaceable
 from cc_agency.db import BATCHES, EXPERIMENTS, SEQ
 from cc_agency.red import MIN_RAM_MIB
-from cc_agency.states import ACTIVE_STATES, FAILED, REGISTERED, SCHEDULED
+from cc_agency.states import ACTIVE_STATES, NODE_ONLINE, REGISTERED
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +45,7 @@ def node_capacities(node_status, active_batches):
         if status.get('ramMiB') is None:
             continue
         gpus = [Gpu(gpu['id'], gpu['vram']) for gpu in status.get('gpus') or []]
-        capacities[name] = NodeCapacity(name, status['ramMiB'], gpus=gpus, online=status.get('state') == 'online')
+        capacities[name] = NodeCapacity(name, status['ramMiB'], gpus=gpus, online=status.get('state') == NODE_ONLINE)
     for batch in active_batches:
         capacity = capacities.get(batch.get('node'))
         if capacity is not None:
@@ -92,14 +91,39 @@ def page_limit(placer):
     return max(1, min(PAGE_LIMIT, slots))
 
 
+class Scheduler:
+    """Places batches on nodes, one pass at a time (`run_pass`).
+
+    :param nodes: the NodeBoard (where placement may put what)
+    :param lifecycle: the BatchLifecycle that writes each decision
+    :param launch: starts a scheduled attempt: Launcher.launch
+    :param watch_checks: watch(batch_id, attempt, node) for the first batch of an experiment whose connector checks
+        are pending: CheckWatcher.watch
+    """
+
+    def __init__(self, db, nodes, strategy, lifecycle, launch, watch_checks):
+        self.db = db
+        self.nodes = nodes
+        self.strategy = strategy
+        self.lifecycle = lifecycle
+        self.launch = launch
+        self.watch_checks = watch_checks
+        self.last_queue_read = 0.0  # time.monotonic() of the last pass that read the queue
+
+    def run_pass(self):
+        """Place what can be placed now; returns the number of batches scheduled."""
+        started = time.perf_counter()
+        scheduled = SchedulePass(self).run()
+        log.debug('scheduling pass: %d scheduled in %.1f ms', scheduled, 1000 * (time.perf_counter() - started))
+        return scheduled
+
+
 class SchedulePass:
-    """The state of one pass; `run()` returns the number of batches scheduled."""
+    """The state of one pass of `scheduler`; `run()` returns the number of batches scheduled."""
 
-    last_queue_read = {}  # id(controller) -> time.monotonic() of its last queue read
-
-    def __init__(self, controller):
-        self.controller = controller
-        self.db = controller.db
+    def __init__(self, scheduler):
+        self.scheduler = scheduler
+        self.db = scheduler.db
         self.experiments = {}  # experiment id -> projected document (None: gone)
         self.blocked = set()  # experiments none of whose batches can be placed in this pass
         self.scheduled = 0
@@ -109,11 +133,11 @@ class SchedulePass:
     def run(self):
         active = list(self.db[BATCHES].find({'state': {'$in': list(ACTIVE_STATES)}},
                                             {'node': 1, 'requirements': 1, 'usedGPUs': 1, 'experimentId': 1}))
-        capacities = node_capacities(self.controller.node_status(), active)
+        capacities = node_capacities(self.scheduler.nodes.snapshot(), active)
         if not capacities:
             return 0
         self.active_per_experiment = Counter(batch['experimentId'] for batch in active)
-        self.placer = Placer(capacities.values(), self.controller.strategy, concurrency={})
+        self.placer = Placer(capacities.values(), self.scheduler.strategy, concurrency={})
         after = None
         while True:
             room = self.placer.max_free_ram_mib() >= MIN_RAM_MIB
@@ -122,7 +146,7 @@ class SchedulePass:
             limit = page_limit(self.placer) if room else PAGE_LIMIT  # no room: only batches that never fit match
             page = list(self.db[BATCHES].find(queue_filter(self.placer, self.blocked, after), QUEUE_PROJECTION)
                         .sort(SEQ, 1).limit(limit).batch_size(limit))
-            SchedulePass.last_queue_read[id(self.controller)] = time.monotonic()
+            self.scheduler.last_queue_read = time.monotonic()
             self._load_experiments({batch['experimentId'] for batch in page})
             for batch in page:
                 self._decide(batch)
@@ -134,7 +158,7 @@ class SchedulePass:
     def _never_fit_sweep_due(self):
         """While the nodes are full, the queue is still read for batches that can never run, but only every
         NEVER_FIT_SWEEP_S (a pass with room reads them anyway), so that a full cluster costs no queue reads."""
-        return time.monotonic() - SchedulePass.last_queue_read.get(id(self.controller), 0) >= NEVER_FIT_SWEEP_S
+        return time.monotonic() - self.scheduler.last_queue_read >= NEVER_FIT_SWEEP_S
 
     def _load_experiments(self, experiment_ids):
         missing = [i for i in experiment_ids if i not in self.experiments]
@@ -169,24 +193,15 @@ class SchedulePass:
 
     def _schedule(self, batch, placement, experiment):
         attempt = batch.get('attempts', 0) + 1
-        if transitions.transition(self.db, {'_id': batch['_id'], 'state': REGISTERED}, SCHEDULED, node=placement.node,
-                                  set_fields={'usedGPUs': list(placement.gpu_ids) or None},
-                                  inc_fields={'attempts': 1}, match={'attempts': attempt - 1}):
-            self.controller.launch(batch['_id'], placement.node, attempt, placement.gpu_ids)
+        if self.scheduler.lifecycle.schedule(batch['_id'], attempt, placement.node, placement.gpu_ids):
+            self.scheduler.launch(batch['_id'], placement.node, attempt, placement.gpu_ids)
             if jobs.connector_checks_pending(experiment):
-                connector_checks.watch(self.controller, batch['_id'], attempt, placement.node)
+                self.scheduler.watch_checks(batch['_id'], attempt, placement.node)
             self.scheduled += 1
         # else: cancelled meanwhile; what the placer holds for it is given back by the next pass
 
     def _fail(self, batch, reason):
-        full = self.db[BATCHES].find_one({'_id': batch['_id']}, {'inputs': 1, 'outputs': 1, 'state': 1})
+        full = self.db[BATCHES].find_one({'_id': batch['_id']}, {'inputs': 1, 'outputs': 1, 'state': 1,
+                                                                 'experimentId': 1})
         if full and full['state'] == REGISTERED:
-            transitions.transition(self.db, full, FAILED, debug_info=['no node can ever run this batch: ' + reason])
-
-
-def schedule_pass(controller):
-    """Place what can be placed now; returns the number of batches scheduled."""
-    started = time.perf_counter()
-    scheduled = SchedulePass(controller).run()
-    log.debug('scheduling pass: %d scheduled in %.1f ms', scheduled, 1000 * (time.perf_counter() - started))
-    return scheduled
+            self.scheduler.lifecycle.fail_unplaceable(full, reason)

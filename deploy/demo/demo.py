@@ -25,7 +25,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -33,6 +32,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+from localcluster.engines import NETWORK_FLAGS  # noqa: E402  (the checkout's own package, standard library only)
+from localcluster.processes import ProcessError, cmdline, pid_alive, port_open, terminate_pid  # noqa: E402
 STATE = Path(os.environ.get('CC_DEMO_DIR') or REPO / '.cache' / 'demo').resolve()
 DEFAULT_SOCKET = '/var/run/docker.sock'
 DOCKER_SOCKET = os.environ.get('CC_DEMO_DOCKER_SOCKET') or DEFAULT_SOCKET
@@ -51,7 +53,6 @@ PASSWORD_PATH = STATE / 'demo-password'
 FILES_DIR = STATE / 'files'
 DEMO_USER = 'demo'
 DEMO_IMAGE = 'local/cc-demo:1'
-DOCKERD_FLAGS = ['--bridge=none', '--iptables=false', '--ip-masq=false', '--ip-forward=false', '--ip6tables=false']
 TERMINAL = ('succeeded', 'failed', 'cancelled')
 
 # service name -> words of which its command line must contain one (PIDs are only signalled after this check)
@@ -75,22 +76,6 @@ def pid_file(name):
     return STATE / '{}.pid'.format(name)
 
 
-def _cmdline(pid):
-    try:
-        with open('/proc/{}/cmdline'.format(pid), 'rb') as f:
-            return f.read().replace(b'\0', b' ').decode(errors='replace')
-    except OSError:
-        return None
-
-
-def _alive(pid):
-    try:
-        with open('/proc/{}/stat'.format(pid)) as f:
-            return f.read().rsplit(')', 1)[1].split()[0] not in ('Z', 'X')
-    except (OSError, IndexError):
-        return False
-
-
 def running_pid(name):
     """The PID recorded for a service, if that process still runs and is what we started."""
     markers = dict(SERVICES)[name]
@@ -98,7 +83,7 @@ def running_pid(name):
         pid = int(pid_file(name).read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-    if _alive(pid) and any(marker in (_cmdline(pid) or '') for marker in markers):
+    if pid_alive(pid) and any(marker in (cmdline(pid) or '') for marker in markers):
         return pid
     return None
 
@@ -136,21 +121,12 @@ def _tail(path, lines=20):
 
 
 def stop_pid(name, pid, timeout):
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _alive(pid):
-        os.kill(pid, signal.SIGKILL)
-        while _alive(pid) and time.monotonic() < deadline + 10:
-            time.sleep(0.1)
-    return not _alive(pid)
-
-
-def port_open(port, host='127.0.0.1'):
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host, port)) == 0
+    """SIGTERM, then SIGKILL after `timeout`; True when the process is gone."""
+    try:
+        terminate_pid(pid, timeout, name=name)
+    except ProcessError:
+        return False
+    return True
 
 
 # ------------------------------------------------------------------------------------------------ engine
@@ -174,7 +150,7 @@ def start_engine():
         return
     if os.geteuid() != 0:
         fail('no Docker engine answers on {} and only root can start one: run as root'.format(DOCKER_SOCKET))
-    argv = ['dockerd'] + DOCKERD_FLAGS
+    argv = ['dockerd'] + NETWORK_FLAGS
     if DOCKER_SOCKET == DEFAULT_SOCKET:
         pidfile = Path('/var/run/docker.pid')
     else:   # a private engine: its own directories, nothing shared with a system engine
@@ -189,7 +165,7 @@ def start_engine():
             old = int(pidfile.read_text().split()[0])
         except (ValueError, IndexError):
             old = None
-        if old is None or not _alive(old):
+        if old is None or not pid_alive(old):
             say('removing the stale {} (PID {} is not running)'.format(pidfile, old))
             pidfile.unlink()
     if shutil.which('dockerd') is None:
@@ -326,8 +302,7 @@ def start_agency(config_changed):
 def demo_image():
     """Builds the demo image from host files (python3 + red-connector-http, no registry) and loads it."""
     import docker
-    sys.path.insert(0, str(REPO))
-    from tests.services import images
+    from localcluster import images
     client = docker.DockerClient(base_url='unix://' + DOCKER_SOCKET, version='auto', timeout=120)
     try:
         try:

@@ -49,7 +49,9 @@ try:
     s.connect(sys.argv[1]); s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n"); sys.exit(0 if b" 200 " in s.recv(200) else 1)
 except OSError:
     sys.exit(1)' "$SOCKET" 2>/dev/null; }
-command -v python3 >/dev/null 2>&1 && [ -x /usr/bin/python3.11 ] || missing+=(python3)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+# the demo image is made of Debian's own interpreter (localcluster/images.py), whichever python3 runs the demo
+[ -x /usr/bin/python3.11 ] || missing+=(python3.11)
 if command -v python3 >/dev/null 2>&1; then
   python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 fi

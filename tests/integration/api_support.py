@@ -12,8 +12,8 @@ import requests
 
 from cc_agency import auth
 from tests import reds
-from tests.services.agency import agency_config
-from tests.services.broker import BrokerServer
+from localcluster.agency import agency_config
+from localcluster.broker import BrokerServer
 
 PASSWORD = 'pw-{}'.format(uuid.uuid4().hex[:8])
 

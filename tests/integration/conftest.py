@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from tests.services.agency import Agency, agency_config
+from localcluster.agency import Agency, agency_config
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import requests
 from cc_agency import registration
 from tests import reds
 from tests.integration.api_support import Api, broker, start_broker  # noqa: F401 (fixture)
-from tests.services import MongoServer
+from localcluster import MongoServer
 
 
 def assert_json_error(response, status):

@@ -12,7 +12,7 @@ import yaml
 from cc_agency import auth
 from tests import reds
 from tests.integration.api_support import PASSWORD, broker_conf
-from tests.services.broker import UwsgiBroker, make_uwsgi_venv, uwsgi_request
+from localcluster.broker import UwsgiBroker, make_uwsgi_venv, uwsgi_request
 
 
 @pytest.fixture(scope='module')

@@ -14,7 +14,7 @@ import requests
 import yaml
 
 from tests.integration.api_support import broker  # noqa: F401 (fixture)
-from tests.services import MongoServer
+from localcluster import MongoServer
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CCAGENCY = [sys.executable, '-m', 'cc_agency.cli.main']

@@ -7,7 +7,7 @@ from bson import ObjectId
 
 from tests import reds
 from tests.integration.cluster import batches_of, command_red, nodes_of, submit, user_session, wait_nodes_online
-from tests.services.registry import Registry
+from localcluster.registry import Registry
 
 REGISTRY_USER, REGISTRY_PASSWORD = 'reg-alice', 'reg-secret'
 

@@ -5,21 +5,24 @@ import pymongo
 import pytest
 from bson import ObjectId
 
-from cc_agency.controller.scheduler import NEVER_FIT_SWEEP_S, SchedulePass, schedule_pass
+from cc_agency.controller.scheduler import NEVER_FIT_SWEEP_S, Scheduler
+from cc_agency.controller.state import NodeBoard
 from cc_agency.db import allocate_seq, ensure_indexes
-from tests.services.mongo import CommandCounter
+from cc_agency.transitions import BatchLifecycle
+from localcluster.mongo import CommandCounter
 
 
-class FakeController:
-    """The controller as a pass sees it: database, node status, strategy, launch (nothing is run)."""
+class RecordingScheduler(Scheduler):
+    """The real scheduler on the real database, with nodes as given and attempts recorded instead of run."""
 
     def __init__(self, db, node_status):
-        self.db, self._node_status, self.strategy, self.launched = db, node_status, 'spread', []
+        board = NodeBoard(node_status)
+        for name, status in node_status.items():
+            board.set(name, status)
+        self.launched = []
+        super().__init__(db, board, 'spread', BatchLifecycle(db), self._record, watch_checks=lambda *args: None)
 
-    def node_status(self):
-        return self._node_status
-
-    def launch(self, batch_id, node, attempt, gpu_ids=()):
+    def _record(self, batch_id, node, attempt, gpu_ids=()):
         self.launched.append((batch_id, node, tuple(gpu_ids)))
 
 
@@ -55,16 +58,16 @@ def nodes(count, ram_mib, gpus=()):
 def test_a_pass_reads_about_what_it_places_whatever_the_queue_length(counted_db):
     db, commands = counted_db
     add_experiment(db, 2000, time=1)
-    controller = FakeController(db, nodes(2, 5 * 512))
+    scheduler = RecordingScheduler(db, nodes(2, 5 * 512))
     commands.reset()
-    assert schedule_pass(controller) == 10
+    assert scheduler.run_pass() == 10
     # active batches, one page of the queue, its experiment; one conditional update per placement
     assert commands.commands == {'find': 3, 'update': 10}
     assert commands.documents <= 2 * 10 * 2 + 1  # a page holds what the room could take at 256 MiB a batch
     commands.reset()
-    assert schedule_pass(controller) == 0
+    assert scheduler.run_pass() == 0
     assert commands.commands == {'find': 1} and commands.documents == 10  # full: only the active batches are read
-    assert Counter(node for _, node, _ in controller.launched) == {'n0': 5, 'n1': 5}
+    assert Counter(node for _, node, _ in scheduler.launched) == {'n0': 5, 'n1': 5}
 
 
 def test_blocked_experiments_are_left_out_of_the_next_page(counted_db):
@@ -72,11 +75,11 @@ def test_blocked_experiments_are_left_out_of_the_next_page(counted_db):
     limited = add_experiment(db, 300, time=1, limit=2)
     one_at_a_time = add_experiment(db, 300, time=2, limit=1)
     free = add_experiment(db, 5, time=3)
-    controller = FakeController(db, nodes(1, 20 * 512))
+    scheduler = RecordingScheduler(db, nodes(1, 20 * 512))
     commands.reset()
-    assert schedule_pass(controller) == 8
+    assert scheduler.run_pass() == 8
     finds, documents = commands.commands['find'], commands.documents
-    placed = Counter(db.batches.find_one({'_id': batch_id})['experimentId'] for batch_id, _, _ in controller.launched)
+    placed = Counter(db.batches.find_one({'_id': batch_id})['experimentId'] for batch_id, _, _ in scheduler.launched)
     assert placed == {limited: 2, one_at_a_time: 1, free: 5}
     # active batches, then three pages (each leaving out the experiments found blocked so far) and their experiments
     assert finds == 1 + 2 * 3
@@ -89,13 +92,13 @@ def test_batches_no_node_can_hold_fail_in_the_pass_that_meets_them(counted_db):
     too_many_gpus = add_experiment(db, 1, time=2, gpus=[0, 0, 0])
     too_much_vram = add_experiment(db, 1, time=3, gpus=[9000])
     fits = add_experiment(db, 2, time=4, gpus=[2000])
-    controller = FakeController(db, nodes(2, 8192, gpus=[{'id': 0, 'vram': 4096}, {'id': 1, 'vram': 8192}]))
-    assert schedule_pass(controller) == 2
+    scheduler = RecordingScheduler(db, nodes(2, 8192, gpus=[{'id': 0, 'vram': 4096}, {'id': 1, 'vram': 8192}]))
+    assert scheduler.run_pass() == 2
     states = {e: Counter(b['state'] for b in db.batches.find({'experimentId': e}))
               for e in (too_large, too_many_gpus, too_much_vram, fits)}
     assert states == {too_large: {'failed': 2}, too_many_gpus: {'failed': 1}, too_much_vram: {'failed': 1},
                       fits: {'scheduled': 2}}
-    assert sorted(gpu_ids for _, _, gpu_ids in controller.launched) == [(0,), (0,)]  # smallest fitting GPU each
+    assert sorted(gpu_ids for _, _, gpu_ids in scheduler.launched) == [(0,), (0,)]  # smallest fitting GPU each
     reason = db.batches.find_one({'experimentId': too_much_vram})['history'][-1]['debugInfo'][0]
     assert 'at least 9000 MiB VRAM' in reason
 
@@ -103,12 +106,12 @@ def test_batches_no_node_can_hold_fail_in_the_pass_that_meets_them(counted_db):
 def test_while_the_nodes_are_full_batches_that_never_fit_are_still_failed_now_and_then(counted_db):
     db, commands = counted_db
     add_experiment(db, 4, time=1)
-    controller = FakeController(db, nodes(1, 4 * 512))
-    assert schedule_pass(controller) == 4  # full now
+    scheduler = RecordingScheduler(db, nodes(1, 4 * 512))
+    assert scheduler.run_pass() == 4  # full now
     too_large = add_experiment(db, 1, time=2, ram=8192)
     commands.reset()
-    assert schedule_pass(controller) == 0
+    assert scheduler.run_pass() == 0
     assert commands.commands == {'find': 1}  # full, and the queue was read just now: nothing more
-    SchedulePass.last_queue_read[id(controller)] -= NEVER_FIT_SWEEP_S  # as if that was a while ago
-    assert schedule_pass(controller) == 0
+    scheduler.last_queue_read -= NEVER_FIT_SWEEP_S  # as if that was a while ago
+    assert scheduler.run_pass() == 0
     assert db.batches.find_one({'experimentId': too_large})['state'] == 'failed'

@@ -6,7 +6,7 @@ import tempfile
 import pytest
 
 from tests.integration.cluster import batches_of, command_red, submit, user_session, wait_nodes_online
-from tests.services import DockerEngine, load_images, make_ca, stop_engines
+from localcluster import DockerEngine, load_images, make_ca, stop_engines
 
 
 @pytest.fixture(scope='module')

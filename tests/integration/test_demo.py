@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.services.engines import mount_points_below, umount_lazy
-from tests.services.mongo import find_secantusd
-from tests.services.processes import free_port, pid_alive
+from localcluster.engines import mount_points_below, umount_lazy
+from localcluster.mongo import find_secantusd
+from localcluster.processes import free_port, pid_alive
 
 REPO = Path(__file__).resolve().parents[2]
 

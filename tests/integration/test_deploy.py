@@ -25,7 +25,7 @@ import requests
 import yaml
 
 from tests import reds
-from tests.services.processes import free_port, pid_alive, terminate_pid
+from localcluster.processes import free_port, pid_alive, terminate_pid
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / 'deploy'

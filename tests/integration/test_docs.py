@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from tests.integration.test_faice import _run_on_pty, experiment_id_from, faice, faice_env  # noqa: F401 (fixture)
-from tests.services import FileServer
-from tests.services.images import TEST_IMAGE
+from localcluster import FileServer
+from localcluster.images import TEST_IMAGE
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / 'docs'
@@ -184,7 +184,7 @@ def test_operator_guide_tls_example_works(make_agency, file_server, tmp_path):
     """The openssl commands of "Engines over TLS" make a CA and certificates that a dockerd with --tlsverify and the
     controller, configured as the guide shows (tls.verify, tls.client_cert, assert_hostname), work with."""
     from tests import reds
-    from tests.services import DockerEngine, load_images
+    from localcluster import DockerEngine, load_images
     guide = (DOCS / 'operator-guide.md').read_text()
     section = guide[guide.index('## 12. Engines over TLS'):guide.index('## 13.')]
     [commands] = [text for info, text in fenced_blocks_of(section) if info == 'sh']
@@ -262,7 +262,7 @@ def test_code_paths_named_in_the_docs_exist():
     pages = [DOCS / name for name in ('architecture.md', 'operator-guide.md', 'user-guide.md', 'rest-api.md')]
     pages.append(REPO / 'README.md')
     for page in pages:
-        for path in set(re.findall(r'\b((?:cc_agency|deploy|tests|docs)/[\w./-]*\w)', page.read_text())):
+        for path in set(re.findall(r'\b((?:cc_agency|deploy|tests|docs|localcluster)/[\w./-]*\w)', page.read_text())):
             assert (REPO / path).exists(), '{} names {}, which does not exist'.format(page.name, path)
         for link in re.findall(r'\]\(([\w./-]+\.(?:md|yml))(?:#[\w-]+)?\)', page.read_text()):
             assert (page.parent / link).exists(), '{} links to {}'.format(page.name, link)
@@ -272,5 +272,6 @@ def test_readme_starts_with_the_demo_and_the_test_command():
     lines = (REPO / 'README.md').read_text().splitlines()
     assert lines[0].startswith('```')
     assert lines[1].split('#')[0].strip() == 'bash deploy/demo/demo.sh'
-    assert lines[2].split('#')[0].strip() == 'python3 -m pytest'
-    assert 'python3 -m pytest' in (REPO / '.ci' / 'run').read_text()
+    assert lines[2].split('#')[0].strip() == 'bash tests/run.sh'
+    assert 'bash tests/run.sh' in (REPO / '.ci' / 'run').read_text()
+    assert 'python3 -m pytest' in (REPO / 'tests' / 'run.sh').read_text()

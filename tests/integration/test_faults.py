@@ -6,11 +6,11 @@ import pymongo
 import pytest
 from bson import ObjectId
 
-from cc_agency import transitions
 from cc_agency.controller.engines import ATTEMPT_LABEL, BATCH_LABEL, EXPERIMENT_LABEL
 from cc_agency.controller.runner import container_name
+from cc_agency.transitions import BatchLifecycle
 from tests import reds
-from tests.services import DockerEngine, load_images_into, start_engines, stop_engines
+from localcluster import DockerEngine, load_images_into, start_engines, stop_engines
 
 SLEEP_SCRIPT = ("import sys, time; a = sys.argv[1:]; time.sleep(int(a[3].split('=')[1])); "
                 "open('result.txt', 'w').write(open(a[0]).read() + a[2]); print('slept')")
@@ -182,8 +182,7 @@ def test_controller_killed_between_placing_and_starting_resumes_the_attempt(clus
     first, second = sorted(b['_id'] for b in batches_of(agency, session, experiment_id))
     with agency.database() as db:
         for batch_id, node in ((first, 'node1'), (second, 'node2')):  # what the dead controller's pass wrote
-            assert transitions.transition(db, {'_id': ObjectId(batch_id), 'state': 'registered'}, 'scheduled',
-                                          node=node, inc_fields={'attempts': 1}, match={'attempts': 0})
+            assert BatchLifecycle(db).schedule(ObjectId(batch_id), 1, node, gpu_ids=())
     engine_client = engines['node2'].client()
     try:  # ... and the container it had created for the second one, not started
         left = engine_client.containers.create(reds.TEST_IMAGE, ['true'], name=container_name(second, 1), labels={

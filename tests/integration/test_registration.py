@@ -7,7 +7,7 @@ import time
 from bson import ObjectId
 
 from cc_agency import registration, transitions
-from cc_agency.broker.routes.red import new_batch
+from cc_agency.registration import new_batch
 from cc_agency.db import BATCHES, EXPERIMENTS, PENDING_BATCHES, allocate_seq, ensure_indexes
 from tests import reds
 

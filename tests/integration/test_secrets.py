@@ -6,7 +6,7 @@ import time
 from bson import json_util
 
 from tests import reds
-from tests.services import FileServer
+from localcluster import FileServer
 
 USER = 'S3cret-User-x1'
 PASSWORD = 'S3cret-Pass-x2'

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from tests.services import BUSYBOX_IMAGE, TEST_IMAGE, DockerEngine, FileServer, MongoServer, load_images
+from localcluster import BUSYBOX_IMAGE, TEST_IMAGE, DockerEngine, FileServer, MongoServer, load_images
 
 pytestmark = pytest.mark.integration
 

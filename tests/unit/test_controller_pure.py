@@ -5,7 +5,8 @@ from bson import ObjectId
 from cc_agency import transitions
 from cc_agency.controller import jobs
 from cc_agency.controller.reconcile import plan_reconciliation
-from cc_agency.controller.runner import AttemptFailed, outcome_from_exit
+from cc_agency.controller.runner import outcome_from_exit
+from cc_agency.transitions import AttemptFailed
 from cc_agency.states import state_after_failure
 
 OK = {'state': 'succeeded', 'process': {'returnCode': 0}}
@@ -30,6 +31,19 @@ def test_state_after_failure():
     assert state_after_failure(3, 3, True, False) == 'failed'
     assert state_after_failure(1, 3, False, False) == 'failed'
     assert state_after_failure(1, 3, True, True) == 'failed'
+
+
+def test_the_retry_policy_of_a_failed_attempt():
+    """One policy for the runner, reconciliation and a lost node: retried while attempts and the RED allow it."""
+    flaky = AttemptFailed(['exit 1', 'stderr: boom'])
+    retrying = {'execution': {'settings': {}}}
+    state, debug_info = transitions.failure_record(1, 'n1', flaky, 3, retrying)
+    assert state == 'registered'
+    assert debug_info == ['attempt 1 on node n1 failed: exit 1', 'stderr: boom', 'retrying (1 of 3 attempts used)']
+    assert transitions.failure_record(3, 'n1', flaky, 3, retrying)[0] == 'failed'
+    assert transitions.failure_record(1, 'n1', AttemptFailed(['bad image'], permanent=True), 3, retrying)[0] == 'failed'
+    for no_retry in ({'disableRetry': True}, {'execution': {'settings': {'retryIfFailed': False}}}, None):
+        assert transitions.failure_record(1, 'n1', flaky, 3, no_retry)[0] == 'failed'
 
 
 def test_reconciliation_plan():
@@ -81,4 +95,4 @@ def test_terminal_transition_voids_secrets_in_the_same_write():
     assert update['$push']['history']['$each'][0]['state'] == 'succeeded'
     assert 'inputs' not in transitions.transition_update(batch, 'registered')['$set']
     with pytest.raises(transitions.TransitionError):
-        transitions.transition(None, dict(batch, state='succeeded'), 'processing')
+        transitions.BatchLifecycle(None).cancel(dict(batch, state='succeeded'))

@@ -2,13 +2,13 @@
 from bson import ObjectId
 from flask import Blueprint, Response, jsonify
 
-from cc_agency import transitions
 from cc_agency.broker.context import broker, db, object_id, requires_auth, user_scope
 from cc_agency.broker.documents import batch_json
 from cc_agency.broker.errors import ApiError, not_found
 from cc_agency.broker.listing import find_page, list_filter
 from cc_agency.db import BATCHES, BATCH_OUTPUT, EXPERIMENTS
-from cc_agency.states import CANCELLED, TERMINAL_STATES
+from cc_agency.states import TERMINAL_STATES
+from cc_agency.transitions import BatchLifecycle
 
 blueprint = Blueprint('batches', __name__)
 FILTERS = ('username', 'state', 'node', 'experimentId')
@@ -60,7 +60,7 @@ def cancel_batch(batch_id):
         batch = _find_batch(batch_id, {'state': 1, 'node': 1, 'experimentId': 1, 'inputs': 1, 'outputs': 1})
         if batch['state'] in TERMINAL_STATES:
             raise ApiError(409, 'batch is already {}'.format(batch['state']))
-        if transitions.transition(db(), batch, CANCELLED, node=batch.get('node'), debug_info=['cancelled by user']):
+        if BatchLifecycle(db()).cancel(batch):
             broker().waker.wake()
             return jsonify(batch_json(_find_batch(batch_id)))
     raise ApiError(409, 'batch is changing state, try again')

@@ -20,28 +20,10 @@ from cc_agency.broker.errors import ApiError, bad_request
 from cc_agency.broker.storable import UnstorableError, check_storable
 from cc_agency.db import BATCHES, EXPERIMENTS, allocate_seq, now
 from cc_agency.red import RedError, parse_red
-from cc_agency.states import REGISTERED
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint('red', __name__)
 TOO_LARGE_CODES = (10334, 17419, 17420)  # BSONObjectTooLarge and kin: a document beyond 16 MB
-
-
-def new_batch(experiment_id, seq, username, registration_time, batch, requirements):
-    return {
-        'experimentId': experiment_id,
-        'seq': seq,
-        'username': username,
-        'registrationTime': registration_time,
-        'state': REGISTERED,
-        'node': None,
-        'attempts': 0,
-        'usedGPUs': None,
-        'requirements': requirements,
-        'history': [{'state': REGISTERED, 'time': registration_time, 'node': None, 'debugInfo': None, 'ccagent': None}],
-        'inputs': batch['inputs'],
-        'outputs': batch['outputs'],
-    }
 
 
 def _read_red():
@@ -85,7 +67,7 @@ def register_red():
         first_seq = allocate_seq(database, BATCHES, len(batches))
         experiment.update(seq=allocate_seq(database, EXPERIMENTS), batchSeq=first_seq)
         chunk_ids = registration.stage(database, experiment, [
-            new_batch(str(experiment_id), first_seq + index, username, registration_time, batch,
+            registration.new_batch(str(experiment_id), first_seq + index, username, registration_time, batch,
                       experiment['requirements'])
             for index, batch in enumerate(batches)])
     except registration.BatchTooLarge as e:

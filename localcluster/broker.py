@@ -26,7 +26,7 @@ import yaml
 
 from .processes import free_port, pid_alive, signal_pid, terminate_pid, wait_pid_gone
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEBIAN_PYTHON = '/usr/bin/python3'
 UWSGI = '/usr/bin/uwsgi'
 

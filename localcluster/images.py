@@ -6,7 +6,7 @@ Nothing can be pulled on the test machines, so both images are made from files o
   ``/etc/passwd``/``/etc/group`` with root and ``user`` (uid/gid 1000). ~2 MB.
 - ``TEST_IMAGE`` (``local/cc-test:1``): the busybox rootfs + the host's Debian ``/usr/bin/python3.11`` with the
   shared libraries of the interpreter and of its extension modules + its standard library (with Debian's
-  bytecode) + the packages listed in ``tests/images/requirements.txt`` (``red-connector-http==1.0`` and its
+  bytecode) + the packages listed in ``localcluster/image/requirements.txt`` (``red-connector-http==1.0`` and its
   dependencies, installed with ``pip install --target`` as CPython 3.11 wheels and byte-compiled by the image's
   own interpreter) + the launcher ``/usr/local/bin/red-connector-http``.
 
@@ -38,8 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-INPUTS_DIR = REPO_ROOT / 'tests' / 'images'
+REPO_ROOT = Path(__file__).resolve().parents[1]
+INPUTS_DIR = Path(__file__).resolve().parent / 'image'
 
 TEST_IMAGE = 'local/cc-test:1'
 BUSYBOX_IMAGE = 'local/busybox:1'
@@ -139,7 +139,7 @@ def _file_digest(path):
 
 @functools.lru_cache(maxsize=None)
 def input_key(kind):
-    """Hash of everything an image is made of: this module, the files in tests/images, the host binaries."""
+    """Hash of everything an image is made of: this module, the files in localcluster/image, the host binaries."""
     digest = hashlib.sha256()
     digest.update(kind.encode())
     digest.update(platform.machine().encode())
@@ -457,7 +457,7 @@ def load_images_into(engines, refs=ALL_IMAGES):
             client.close()
 
 def main(argv=None):
-    """`python3 -m tests.services.images`: builds (or finds) the cached rootfs tarballs and prints timings."""
+    """`python3 -m localcluster.images`: builds (or finds) the cached rootfs tarballs and prints timings."""
     for ref in ALL_IMAGES:
         t0 = time.monotonic()
         path = build_rootfs(ref)

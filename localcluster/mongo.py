@@ -24,7 +24,7 @@ from pymongo import monitoring
 
 from .processes import free_port, pid_alive, signal_pid, terminate_pid, wait_pid_gone
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BINARIES = (str(REPO_ROOT / '.cache' / 'secantus-venv' / 'bin' / 'secantusd-py'),
                     '/tmp/secantus-venv/bin/secantusd-py')
 

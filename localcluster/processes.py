@@ -1,4 +1,4 @@
-"""Process helpers shared by the test services: every signal goes to one PID, never to a name."""
+"""Process helpers of the local cluster (standard library only): every signal goes to one PID, never to a name."""
 
 import os
 import signal
@@ -15,6 +15,13 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
+
+
+def port_open(port, host='127.0.0.1'):
+    """True when something accepts TCP connections on host:port."""
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
 
 
 def cmdline(pid):

@@ -16,7 +16,7 @@ import yaml
 
 from .processes import free_port, terminate_pid
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TERMINAL = ('succeeded', 'failed', 'cancelled')
 
 

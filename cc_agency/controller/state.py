@@ -1,0 +1,51 @@
+"""What the controller's threads share in memory (the read side Nomad's scheduler calls its State).
+
+`NodeBoard`: each node's state and hardware as its monitor last saw it; the scheduler places only on what it says.
+`RunRegistry`: the attempts this process runs or watches, so that reconciliation neither adopts nor removes them
+and the scheduler can stop the containers of cancelled batches. Both are thread-safe and hand out copies.
+"""
+import threading
+
+from cc_agency.states import NODE_ONLINE
+
+
+class NodeBoard:
+    def __init__(self, names, on_change=None):
+        self._lock = threading.Lock()
+        self._status = {name: {'state': None} for name in names}
+        self._on_change = on_change
+
+    def snapshot(self):
+        """{node name: {state, ramMiB, cpus, gpus, ...}}."""
+        with self._lock:
+            return {name: dict(status) for name, status in self._status.items()}
+
+    def set(self, name, status):
+        with self._lock:
+            self._status[name] = dict(status)
+        if self._on_change is not None:
+            self._on_change()
+
+    def is_online(self, name):
+        with self._lock:
+            return self._status.get(name, {}).get('state') == NODE_ONLINE
+
+
+class RunRegistry:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._runs = {}  # batch id -> {'attempt', 'node', 'containerId'}
+
+    def started(self, batch_id, attempt, node, container_id=None):
+        with self._lock:
+            self._runs[batch_id] = {'attempt': attempt, 'node': node, 'containerId': container_id}
+
+    def ended(self, batch_id, attempt):
+        with self._lock:
+            if self._runs.get(batch_id, {}).get('attempt') == attempt:
+                del self._runs[batch_id]
+
+    def snapshot(self):
+        """{batch id: {attempt, node, containerId}}."""
+        with self._lock:
+            return {batch_id: dict(run) for batch_id, run in self._runs.items()}
