@@ -1,4 +1,6 @@
-"""Wake the controller over ZeroMQ (PUSH to `controller.external_url`) after the broker changed work for it.
+"""Wake the controller over ZeroMQ after the broker changed work for it: a PUSH to `controller.external_url` (TCP,
+the seed's key) or to the unix socket `controller.bind_socket_path` (`ipc://`, cc-agency 9.x's key); the address
+is cc_agency.config.wake_connect_url, the controller binds cc_agency.config.wake_bind_url.
 
 The message carries no data: it only makes the scheduler run a pass now instead of at its next timer tick, so a
 lost message delays work by one timer interval at most. Sending never blocks a request.
