@@ -256,7 +256,7 @@ NO_EFFECT_KEYS = (
      'batch containers never get the FUSE capabilities that mounting connectors (mount: true) need'),
     ('controller.docker.image_prune_duration', lambda value: True, 'images are never removed by the agency'),
     ('controller.docker.nodes.*.hardware.gpu_blacklist', bool,
-     'GPUs are not detected here: a node has exactly the GPUs listed in its hardware.gpus (leave those out)'),
+     'GPUs are not detected: a node has exactly the GPUs listed in its hardware.gpus (leave those out)'),
 )
 
 
