@@ -2,14 +2,15 @@
 naming the key (and never echoing a secret)."""
 import logging
 import os
+import re
 import stat
 from pathlib import Path
 
 import pytest
 import yaml
 
-from cc_agency.config import (ConfigError, check_config, load_config, wake_bind_url, wake_connect_url,
-                              warn_no_effect_keys)
+from cc_agency.config import (NO_EFFECT_KEYS, ConfigError, check_config, load_config, wake_bind_url,
+                              wake_connect_url, warn_no_effect_keys)
 
 SEED = """
 broker:
@@ -225,3 +226,14 @@ def test_the_bind_url_makes_the_socket_directory_private(tmp_path):
     assert wake_bind_url(conf) == 'ipc://{}'.format(tmp_path / 'run' / 'cc.sock')
     assert wake_connect_url(conf) == wake_bind_url(conf)
     assert stat.S_IMODE((tmp_path / 'run').stat().st_mode) == 0o700
+
+
+def test_the_operator_guide_shows_the_9_3_file_the_tests_load():
+    guide = (Path(__file__).resolve().parents[2] / 'docs' / 'operator-guide.md').read_text()
+    section = guide[guide.index('## 16. Moving from cc-agency 9.x'):]
+    [block] = re.findall(r'^```yaml cc-agency 9.x\n(.*?)^```$', section, re.M | re.S)
+    tested = yaml.safe_load(NINE_THREE.read_text())
+    tested['controller']['docker']['nodes'] = {}   # the tests' file adds the nodes of 9.3's "Docker Cluster" step
+    assert yaml.safe_load(block) == tested
+    for key, _, _ in NO_EFFECT_KEYS:   # every key without effect is named there
+        assert '`{}'.format(key.replace('.*.', '.NAME.')) in section, key
