@@ -322,7 +322,8 @@ def check_wake_keys(controller_conf):
         return
     for key in _SEED_WAKE_KEYS:
         if key not in controller_conf:
-            raise ConfigError('config key controller.{}: is required (or controller.bind_socket_path alone)'.format(key))
+            raise ConfigError('config key controller.{}: is required (or controller.bind_socket_path '
+                              'alone)'.format(key))
 
 
 def _socket_path(conf):
