@@ -46,6 +46,38 @@ def published_schema_problems(red):
     return problems
 
 
+def _property_names(schema, names):
+    if isinstance(schema, dict):
+        names.update(schema.get('properties') if isinstance(schema.get('properties'), dict) else ())
+        for value in schema.values():
+            _property_names(value, names)
+    elif isinstance(schema, list):
+        for value in schema:
+            _property_names(value, names)
+    return names
+
+
+def schema_property_names():
+    """Every property name that a published schema defines (of the RED, its engines, their auth)."""
+    names = set()
+    for path in SCHEMAS.glob('*.json'):
+        _property_names(json.loads(path.read_text()), names)
+    return names
+
+
+def keys_used(value, names=None):
+    """Every key that occurs in a RED."""
+    names = set() if names is None else names
+    if isinstance(value, dict):
+        names.update(value)
+        for child in value.values():
+            keys_used(child, names)
+    elif isinstance(value, list):
+        for child in value:
+            keys_used(child, names)
+    return names
+
+
 DOC_EXAMPLES = {path.stem: yaml.safe_load(path.read_text()) for path in sorted((HERE / 'docs').glob('*.yml'))}
 
 

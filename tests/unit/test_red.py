@@ -89,6 +89,14 @@ def test_each_optional_field_of_the_published_schemas_is_accepted_and_kept(name)
     assert stored(experiment, batches) == expected
 
 
+def test_the_corpus_uses_every_field_the_published_schemas_define():
+    used = set()
+    for red in list(reds9.DOC_EXAMPLES.values()) + [red for red, _, _ in reds9.OPTIONAL_FIELDS.values()]:
+        reds9.keys_used(red, used)
+    assert len(reds9.schema_property_names()) > 40
+    assert reds9.schema_property_names() - used == set()
+
+
 def test_a_red_without_ram_runs_with_the_default_and_shows_it():
     red = good()
     red['container']['settings'].pop('ram')
