@@ -7,7 +7,7 @@ from flask import Flask
 
 from cc_agency.broker.errors import register_error_handlers
 from cc_agency.broker.wake import ControllerWaker
-from cc_agency.config import load_config
+from cc_agency.config import load_config, wake_connect_url
 from cc_agency.db import database, ensure_indexes
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ class Broker:
     def __init__(self, conf):
         self.conf = conf
         self.db = database(conf)
-        self.waker = ControllerWaker(conf['controller']['external_url'])
+        self.waker = ControllerWaker(wake_connect_url(conf))
         self.indexes_ready = False
         self._indexes_tried_at = None
 

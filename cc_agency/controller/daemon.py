@@ -120,7 +120,8 @@ class Controller:
                 self.stopping.wait(2)
 
     def _listen(self):
-        url = 'tcp://{}:{}'.format(self.conf['controller']['bind_host'], self.conf['controller']['bind_port'])
+        from cc_agency.config import wake_bind_url  # here, not at the top: keeps this change inside _listen
+        url = wake_bind_url(self.conf)
         socket = zmq.Context.instance().socket(zmq.PULL)
         socket.setsockopt(zmq.LINGER, 0)
         socket.bind(url)

@@ -88,7 +88,9 @@ def test_too_large_body_is_413(broker):
 
 def test_batch_larger_than_a_document_can_be_is_refused_whole(broker):
     alice = broker.user_session('alice')
-    red = reds.red([reds.batch('http://127.0.0.1:9'), reds.batch('http://127.0.0.1:9', word='x' * (17 * 1024 * 1024))])
+    # 17 texts of 1 MiB (a single text may be at most 1 MiB, cc_agency.red.MAX_TEXT_CHARS)
+    big_access = {'k{}'.format(i): 'x' * (1024 * 1024) for i in range(17)}
+    red = reds.red([reds.batch('http://127.0.0.1:9'), reds.batch('http://127.0.0.1:9', access_extra=big_access)])
     assert 'cannot be stored' in assert_json_error(post_red(broker, alice, red), 413)
     assert broker.get(alice, '/experiments/count').json() == {'count': 0}
     assert broker.db['experiments'].count_documents({'username': alice.username}) == 0

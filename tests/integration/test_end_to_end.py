@@ -98,8 +98,8 @@ def _counts(agency):
 def test_bad_input_gets_a_clear_4xx_and_writes_nothing(agency, alice, file_server):
     before = _counts(agency)
     good = reds.red([reds.batch(file_server.base_url)])
-    no_ram = reds.red([reds.batch(file_server.base_url)])
-    del no_ram['container']['settings']['ram']
+    # RED 9 makes ram optional (it then defaults, cc_agency.red.DEFAULT_RAM_MIB); beyond its bound it is refused
+    too_much_ram = reds.red([reds.batch(file_server.base_url)], ram=10 ** 12)
     with_variables = reds.red([reds.batch(file_server.base_url, word='{{word}}')])
     schema_invalid = dict(good, cli=dict(good['cli'], cwlVersion='v9'))
     cases = [
@@ -107,7 +107,7 @@ def test_bad_input_gets_a_clear_4xx_and_writes_nothing(agency, alice, file_serve
         ('a list', dict(json=[1, 2]), 'RED'),
         ('schema invalid', dict(json=schema_invalid), 'cwlVersion'),
         ('variables', dict(json=with_variables), 'variables'),
-        ('no ram', dict(json=no_ram), 'ram'),
+        ('too much ram', dict(json=too_much_ram), 'container.settings.ram'),
         ('bad flag', dict(json=good, params={'disableRetry': 'maybe'}), 'disableRetry'),
     ]
     for name, kwargs, expected in cases:
