@@ -9,12 +9,12 @@ can act on, naming the field (HTTP 400).
 """
 import fastjsonschema
 import jsonschema
-from red_val import red_validation as red_val_checks
 from red_val.exceptions import RedValidationError, RedSpecificationError, CWLSpecificationError
-from red_val.red_variables import RedVariableError, get_variable_keys
+from red_val.red_variables import RedVariableError
 from red_val.red_validation import red_validation
 from red_val.schemas.red import red_schema
 
+from cc_agency import red_val_steps
 from cc_agency.secrets import connector_accesses, protected_prefix_errors
 
 DOCKER_ENGINES = ('docker', 'nvidia-docker')  # nvidia-docker: seed-era alias of docker with GPUs
@@ -125,25 +125,16 @@ _red_schema_check = fastjsonschema.compile(red_schema)
 def validate_red(red):
     """red-val's `red_validation` (container required, no variables), with its schema step compiled.
 
-    The checks after the schema are red-val's own functions, in red_validation's order (red-val 9.3.0 is pinned).
+    The checks after the schema are red-val's own, in red_validation's order (cc_agency/red_val_steps.py).
     A RED that fails the compiled schema goes through red_validation itself, for red-val's readable message.
     """
-    red_val_checks.check_keys_are_strings(red)
+    red_val_steps.check_keys_are_strings(red)
     try:
         _red_schema_check(red)
     except fastjsonschema.JsonSchemaException:
         red_validation(red, ignore_outputs=False, container_requirement=True, allow_variables=False)
         raise RedValidationError('RED-FILE does not comply with jsonschema')
-    input_pairs, output_pairs = red_val_checks._create_cli_job_pairs(red, False)
-    for pair in input_pairs + output_pairs:
-        pair.check_type()
-    variables = get_variable_keys(red)
-    if variables:
-        raise RedVariableError('Red variables are forbidden, but found the following: {}'.format(
-            [v.key for v in variables]))
-    if not red.get('container'):
-        raise RedSpecificationError('container engine description is missing in REDFILE')
-    red_val_checks._check_output_glob(red)
+    red_val_steps.checks_after_schema(red)
 
 
 def _text_bounds_problem(red):

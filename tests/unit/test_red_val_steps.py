@@ -1,0 +1,52 @@
+"""red-val's private validation steps (cc_agency/red_val_steps.py) fail loudly here when red-val changes."""
+import copy
+import importlib.metadata
+import inspect
+
+import pytest
+from red_val import red_validation as red_val_module
+from red_val.exceptions import CWLSpecificationError, RedSpecificationError, RedValidationError
+from red_val.red_variables import RedVariableError
+
+from cc_agency import red_val_steps
+from cc_agency.red import validate_red
+from tests import reds
+
+RED_VAL_ERRORS = (RedValidationError, RedSpecificationError, CWLSpecificationError, RedVariableError)
+
+
+def test_red_val_is_the_version_the_steps_were_taken_from():
+    assert importlib.metadata.version('red-val') == red_val_steps.RED_VAL_VERSION
+    source = inspect.getsource(red_val_module.red_validation)
+    for name in red_val_steps.PRIVATE_STEPS:
+        assert callable(getattr(red_val_module, name)), name
+        assert name + '(' in source, 'red_validation no longer calls {}'.format(name)
+
+
+def _variants():
+    good = reds.red([reds.batch('http://127.0.0.1:1')])
+    wrong_type = copy.deepcopy(good)
+    wrong_type['batches'][0]['inputs']['infile'] = 7
+    absolute_glob = copy.deepcopy(good)
+    for spec in absolute_glob['cli']['outputs'].values():
+        spec['outputBinding'] = {'glob': '/etc/passwd'}
+    with_variable = copy.deepcopy(good)
+    with_variable['batches'][0]['inputs']['word'] = '{{word}}'
+    return {'good': good, 'wrong type': wrong_type, 'absolute glob': absolute_glob, 'variable': with_variable}
+
+
+@pytest.mark.parametrize('name', sorted(_variants()))
+def test_the_fast_validation_agrees_with_red_validation(name):
+    red = _variants()[name]
+
+    def verdict(check):
+        try:
+            check(copy.deepcopy(red))
+            return None
+        except RED_VAL_ERRORS as e:
+            return type(e).__name__
+
+    reference = verdict(lambda r: red_val_module.red_validation(r, ignore_outputs=False, container_requirement=True,
+                                                                allow_variables=False))
+    assert verdict(validate_red) == reference
+    assert (reference is None) == (name == 'good')
