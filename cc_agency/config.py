@@ -15,6 +15,27 @@ _SECONDS = {'type': 'number', 'exclusiveMinimum': 0}
 _COUNT = {'type': 'integer', 'minimum': 1}
 _STRING = {'type': 'string', 'minLength': 1}
 
+# --- broker authentication and cross-site keys (cc-agency 9.3 names; see docs/operator-guide.md) ------------------
+# `broker.auth.jwt` is cc-agency 9.3's section for the tokens of POST /login and POST /refreshtoken: the expiries are
+# used as they are; `secret_key` is accepted so that a 9.3 file loads, but tokens here are random and stored hashed,
+# so nothing is signed with it. `broker.cors_origins`: the exact origins of a web UI served elsewhere.
+_JWT_SCHEMA = {
+    'type': 'object',
+    'properties': {
+        'secret_key': {'type': 'string'},
+        'access_token_expires': _SECONDS,
+        'refresh_token_expires': _SECONDS,
+    },
+    'additionalProperties': False,
+}
+_CORS_ORIGINS_SCHEMA = {
+    'type': 'array',
+    # scheme://host[:port], nothing after it: an origin is compared as a whole, never as a pattern
+    'items': {'type': 'string', 'pattern': r'^https?://[^/?#\s*]+$'},
+    'uniqueItems': True,
+}
+# ---------------------------------------------------------------------------------------------------------------
+
 _AUTH_SCHEMA = {
     'type': 'object',
     'properties': {'username': _STRING, 'password': {'type': 'string'}},
@@ -74,10 +95,12 @@ CONFIG_SCHEMA = {
                         'block_for_seconds': _SECONDS,
                         'tokens_valid_for_seconds': _SECONDS,
                         'bcrypt_rounds': {'type': 'integer', 'minimum': 4, 'maximum': 31},
+                        'jwt': _JWT_SCHEMA,
                     },
                     'required': ['num_login_attempts', 'block_for_seconds', 'tokens_valid_for_seconds'],
                     'additionalProperties': False,
                 },
+                'cors_origins': _CORS_ORIGINS_SCHEMA,
             },
             'required': ['external_url', 'auth'],
             'additionalProperties': False,
