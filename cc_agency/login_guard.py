@@ -76,12 +76,15 @@ def _recent_times(db, field, value, limit, window_s, exclude_id=None):
     return [record['time'] for record in cursor]
 
 
-def check_username(db, username, auth_conf):
-    """Raise Blocked when the username has too many recent failures (one indexed read)."""
-    limit, window_s = auth_conf['num_login_attempts'], auth_conf['block_for_seconds']
-    seconds = blocked_for_s(_recent_times(db, 'username', username, limit, window_s), limit, window_s, now())
-    if seconds:
-        raise Blocked('username', seconds)
+def check_not_blocked(db, username, address, auth_conf):
+    """Raise Blocked when the username or the client address has too many recent failures (two indexed reads).
+    Also before a cached password is trusted: otherwise a blocked client could go on guessing a cached one."""
+    window_s = auth_conf['block_for_seconds']
+    for field, value, limit in (('username', username, auth_conf['num_login_attempts']),
+                                ('address', address_key(address), address_limit(auth_conf))):
+        seconds = blocked_for_s(_recent_times(db, field, value, limit, window_s), limit, window_s, now())
+        if seconds:
+            raise Blocked(field, seconds)
 
 
 def begin_attempt(db, username, address, auth_conf):

@@ -3,7 +3,7 @@
 - A token (Bearer, or as the Basic password) is looked up by its SHA-256 hash; a verified one is trusted from this
   process's cache for TOKEN_CACHE_TTL_S (cc_agency.auth_cache), so a revocation elsewhere takes effect within
   that time and one made here (DELETE /token) at once.
-- A password: first the username's failures (blocked: 429), then the cache of recently verified passwords (keyed
+- A password: first the failures of the username and of the client address (blocked: 429), then the cache of recently verified passwords (keyed
   by an HMAC that includes the stored bcrypt hash, so a changed password misses at once), and only then the login
   guard (cc_agency.login_guard: failure recorded first, limits per username and per client address, a cap on
   concurrent bcrypt checks) and one bcrypt check.
@@ -62,7 +62,7 @@ class Authenticator:
         principal = self.by_token(db, password, username=username)
         if principal is not None:
             return principal
-        login_guard.check_username(db, username, self.auth_conf)
+        login_guard.check_not_blocked(db, username, address, self.auth_conf)
         user = auth.find_user(db, username)
         stored_hash = auth.stored_hash_or_dummy(user, self.auth_conf.get('bcrypt_rounds', 12))
         cache_key = self.credential_keys.key(username, password, stored_hash)

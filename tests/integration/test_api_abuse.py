@@ -78,7 +78,8 @@ def test_random_usernames_from_one_address_are_throttled_before_hashing(guarded)
     assert statuses.count(401) <= limit and statuses.count(429) >= limit
     assert guarded.db['login_failures'].count_documents({'address': source}) <= limit
     assert 'from this address' in [body for status, body in answers if status == 429][0]['message']
-    # the address is refused even the right password of a real user; tokens and other addresses are not
+    # the address is refused even the right password of a real user (also one verified a moment ago, which the
+    # broker would otherwise trust from its cache); tokens and other addresses are not
     status, body = get_version_from(guarded, source, basic(bystander, PASSWORD))
     assert status == 429 and 'from this address' in body['message']
     assert get_version_from(guarded, source, 'Bearer ' + token)[0] == 200
