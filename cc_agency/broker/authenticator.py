@@ -3,9 +3,9 @@
 - A token (Bearer, or as the Basic password) is looked up by its SHA-256 hash; a verified one is trusted from this
   process's cache for TOKEN_CACHE_TTL_S (cc_agency.auth_cache), so a revocation elsewhere takes effect within
   that time and one made here (DELETE /token) at once.
-- A password: first the failures of the username and of the client address (blocked: 429), then the cache of recently verified passwords (keyed
-  by an HMAC that includes the stored bcrypt hash, so a changed password misses at once), and only then the login
-  guard (cc_agency.login_guard: failure recorded first, limits per username and per client address, a cap on
+- A password: first the failures of the username and of the client address (blocked: 429), then the cache of
+  recently verified passwords (keyed by an HMAC that includes the stored bcrypt hash, so a changed password misses
+  at once), and only then the login guard (cc_agency.login_guard: failure recorded first, limits per username and per client address, a cap on
   concurrent bcrypt checks) and one bcrypt check.
 """
 import threading
