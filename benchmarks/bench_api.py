@@ -114,7 +114,10 @@ def run(args, broker, db):
     ab(url, args.basic_requests, 1, ['-A', 'bench:' + PASSWORD])
     one_token_rate, one_token_ms = ab(url, args.token_requests, 1, ['-H', 'Authorization: Bearer ' + token])
     one_basic_rate, one_basic_ms = ab(url, args.token_requests, 1, ['-A', 'bench:' + PASSWORD])
+    liveness_rate, _ = ab(broker.url + '/', args.token_requests, 1, [])
     print('   a. one client (ab -c 1)')
+    print('      GET / (no auth)          {:8.1f} req/s   (9.3: 4,057 req/s: how fast this machine is now)'.format(
+        liveness_rate))
     print('      Bearer token             {:8.1f} req/s   median {:5.0f} ms   goal >= {:.0f} (1.5 x 578 of 9.3)'
           .format(one_token_rate, one_token_ms, 1.5 * 578))
     print('      Basic, same password     {:8.1f} req/s   median {:5.0f} ms   goal >= {:.1f} (2 x 26.8 of 9.3)'
