@@ -1,33 +1,26 @@
-"""Broker users and tokens: bcrypt password hashes, cheap token checks, blocking after failed logins.
+"""Broker users and tokens as stored: bcrypt password hashes, random tokens kept as their SHA-256 hash.
 
 A password check costs one bcrypt hash (tens of milliseconds by design), so clients are expected to fetch a token
-once (`GET /token`) and send it on every call: a token check is one indexed lookup of its SHA-256 hash. Tokens are
-accepted as the Basic password (seed-era clients) and as `Authorization: Bearer`. Failed logins are counted per
-username whether or not the user exists, so blocking reveals nothing about which users exist.
+once (`GET /token`, `POST /login`) and send it on every call: a token check is one indexed lookup of its hash.
+Tokens are of two kinds: access tokens (accepted as the Basic password, as seed-era clients send them, and as
+`Authorization: Bearer`) and refresh tokens (POST /login), which only buy new access tokens. How a request is
+authenticated, cached and throttled is cc_agency.broker.authenticator and cc_agency.login_guard.
 """
 import hashlib
 import secrets as token_source
 
 import bcrypt
-import pymongo
 
-from cc_agency.db import USERS, TOKENS, LOGIN_FAILURES, now
+from cc_agency.db import USERS, TOKENS, now
 
 TOKEN_BYTES = 32
+ACCESS, REFRESH = 'access', 'refresh'  # token kinds: a refresh token only buys access tokens (POST /refreshtoken)
 MAX_PASSWORD_BYTES = 72  # bcrypt's limit: longer passwords are refused, not silently cut
 _dummy_hashes = {}  # rounds -> a hash to check against when the user does not exist
 
 
 class PasswordError(ValueError):
     """A password that cannot be used (empty or longer than bcrypt allows)."""
-
-
-class AuthResult:
-    """Outcome of one authentication attempt: `user` on success, else `blocked_for_s` or a plain failure."""
-
-    def __init__(self, user=None, blocked_for_s=0):
-        self.user = user
-        self.blocked_for_s = blocked_for_s
 
 
 def check_password_usable(password):
@@ -49,7 +42,7 @@ def _dummy_hash(rounds):
     return _dummy_hashes[rounds]
 
 
-def _password_matches(password, stored_hash):
+def password_matches(password, stored_hash):
     """One bcrypt check, whatever the password; a password bcrypt cannot take never matches."""
     candidate = password.encode('utf-8', 'surrogatepass')
     usable = 0 < len(candidate) <= MAX_PASSWORD_BYTES
@@ -68,59 +61,66 @@ def create_or_update_user(db, username, password, is_admin, rounds=12):
     return result.upserted_id is not None
 
 
-def _token_hash(token):
+def access_token_valid_for_s(auth_conf):
+    """POST /login and /refreshtoken: cc-agency 9.3's `broker.auth.jwt.access_token_expires`, else the seed's
+    `tokens_valid_for_seconds` (which GET /token always uses)."""
+    return auth_conf.get('jwt', {}).get('access_token_expires', auth_conf['tokens_valid_for_seconds'])
+
+
+def refresh_token_valid_for_s(auth_conf):
+    """POST /login: cc-agency 9.3's `broker.auth.jwt.refresh_token_expires`, else `tokens_valid_for_seconds`."""
+    return auth_conf.get('jwt', {}).get('refresh_token_expires', auth_conf['tokens_valid_for_seconds'])
+
+
+def token_hash(token):
     return hashlib.sha256(token.encode('utf-8', 'surrogatepass')).hexdigest()
 
 
-def issue_token(db, username, valid_for_s):
-    """A new random token; only its hash is stored. Expired tokens are removed on the way (indexed)."""
+def issue_token(db, username, valid_for_s, kind=ACCESS, not_after=None):
+    """A new random token of `kind` (ACCESS or REFRESH) -> (token, expiresAt). Only its hash is stored.
+
+    `not_after`: the expiry of the token the request was authenticated with, if any: a token never mints one that
+    outlives it. Expired tokens are removed on the way (indexed).
+    """
     token = token_source.token_urlsafe(TOKEN_BYTES)
+    expires_at = now() + valid_for_s
+    if not_after is not None:
+        expires_at = min(expires_at, not_after)
     db[TOKENS].delete_many({'expiresAt': {'$lt': now()}})
-    db[TOKENS].insert_one({'tokenHash': _token_hash(token), 'username': username, 'expiresAt': now() + valid_for_s})
-    return token
+    db[TOKENS].insert_one({'tokenHash': token_hash(token), 'username': username, 'kind': kind,
+                           'expiresAt': expires_at})
+    return token, expires_at
 
 
-def _user_for_token(db, token, username=None):
-    record = db[TOKENS].find_one({'tokenHash': _token_hash(token)}, {'username': 1, 'expiresAt': 1})
+def find_token(db, hashed):
+    """The stored record of a token hash that has not expired: {username, kind, expiresAt}; else None.
+    Tokens of the seed era have no kind: they are access tokens."""
+    record = db[TOKENS].find_one({'tokenHash': hashed}, {'_id': 0, 'username': 1, 'kind': 1, 'expiresAt': 1})
     if record is None or record['expiresAt'] <= now():
         return None
-    if username is not None and record['username'] != username:  # a name is no secret: no constant-time compare
-        return None
-    return db[USERS].find_one({'username': record['username']}, {'passwordHash': 0})
+    record.setdefault('kind', ACCESS)
+    return record
 
 
-def _blocked_for_s(db, username, auth_conf):
-    window_start = now() - auth_conf['block_for_seconds']
-    failures = list(db[LOGIN_FAILURES].find(
-        {'username': username, 'time': {'$gt': window_start}}, {'time': 1}
-    ).sort('time', pymongo.DESCENDING).limit(auth_conf['num_login_attempts']))
-    if len(failures) < auth_conf['num_login_attempts']:
-        return 0
-    # blocked until the oldest of the last N failures leaves the window
-    return max(1, int(failures[-1]['time'] + auth_conf['block_for_seconds'] - now()) + 1)
+def revoke_token(db, hashed):
+    return db[TOKENS].delete_one({'tokenHash': hashed}).deleted_count
 
 
-def _record_failure(db, username, auth_conf):
-    db[LOGIN_FAILURES].insert_one({'username': username, 'time': now()})
-    db[LOGIN_FAILURES].delete_many({'time': {'$lt': now() - auth_conf['block_for_seconds']}})
+def revoke_user_tokens(db, username):
+    return db[TOKENS].delete_many({'username': username}).deleted_count
 
 
-def authenticate_password(db, username, password, auth_conf):
-    """HTTP Basic: a valid token as password is checked first (cheap); otherwise bcrypt."""
-    user = _user_for_token(db, password, username)
-    if user is not None:
-        return AuthResult(user)
-    blocked_for_s = _blocked_for_s(db, username, auth_conf)
-    if blocked_for_s:
-        return AuthResult(blocked_for_s=blocked_for_s)
-    user = db[USERS].find_one({'username': username})
-    stored_hash = user['passwordHash'].encode('ascii') if user else _dummy_hash(auth_conf.get('bcrypt_rounds', 12))
-    if _password_matches(password, stored_hash) and user is not None:
-        user.pop('passwordHash')
-        return AuthResult(user)
-    _record_failure(db, username, auth_conf)
-    return AuthResult()
+def find_user(db, username):
+    """The user's document with its password hash, or None."""
+    return db[USERS].find_one({'username': username})
 
 
-def authenticate_bearer(db, token):
-    return AuthResult(_user_for_token(db, token))
+def public_user(user):
+    """The user's document as request handlers see it: without the password hash."""
+    return {key: value for key, value in user.items() if key != 'passwordHash'}
+
+
+def stored_hash_or_dummy(user, rounds):
+    """What to check a password against: the user's hash, or for a user that does not exist a dummy of the same
+    cost, so that both take as long."""
+    return user['passwordHash'].encode('ascii') if user else _dummy_hash(rounds)

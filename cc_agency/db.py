@@ -68,7 +68,9 @@ def ensure_indexes(db):
     db[USERS].create_index([('username', 1)], unique=True)
     db[TOKENS].create_index([('tokenHash', 1)], unique=True)
     db[TOKENS].create_index([('expiresAt', 1)])
+    db[TOKENS].create_index([('username', 1)])  # DELETE /token?all=true, a new password
     db[LOGIN_FAILURES].create_index([('username', 1), ('time', 1)])
+    db[LOGIN_FAILURES].create_index([('address', 1), ('time', 1)])  # cc_agency.login_guard
 
 
 def allocate_seq(db, collection_name, count=1):

@@ -1,15 +1,18 @@
-"""What a request handler needs: the database, the configuration, the waker, the authenticated user."""
+"""What a request handler needs: the database, the configuration, the waker, the authenticated user (`g.user`,
+`g.principal`)."""
 import functools
 
 from bson import ObjectId
 from bson.errors import InvalidId
 from flask import current_app, g, request
 
-from cc_agency import auth
+from cc_agency import auth, login_guard
+from cc_agency.broker.authenticator import authenticator_of
 from cc_agency.broker.credentials import UnsupportedAuthorization, credentials
 from cc_agency.broker.errors import ApiError, bad_request
 
 EXTENSION = 'ccagency'
+AUTH_EXTENSION = 'ccagency-auth'  # this process's Authenticator (caches, password check slots)
 
 _UNAUTHORIZED = {'WWW-Authenticate': 'Basic realm="CC-Agency"'}
 
@@ -22,29 +25,54 @@ def db():
     return broker().db
 
 
-def _authenticate():
+def authenticator():
+    return authenticator_of(current_app.extensions, AUTH_EXTENSION, broker().conf['broker']['auth'])
+
+
+def unauthorized(message='invalid credentials'):
+    return ApiError(401, message, _UNAUTHORIZED)
+
+
+def presented_credentials():
+    """The request's credentials (Credentials), or a 401 when there are none or they are malformed."""
     try:
         given = credentials(request.headers.get('Authorization'))
     except UnsupportedAuthorization as e:
-        raise ApiError(401, str(e), _UNAUTHORIZED)
+        raise unauthorized(str(e))
     if given is None:
-        raise ApiError(401, 'authentication required (HTTP Basic or Bearer token)', _UNAUTHORIZED)
-    if given.scheme == 'bearer':
-        result = auth.authenticate_bearer(db(), given.secret)
-    else:
-        result = auth.authenticate_password(db(), given.username, given.secret, broker().conf['broker']['auth'])
-    if result.blocked_for_s:
-        raise ApiError(429, 'too many failed logins for this username, try again in {} s'.format(result.blocked_for_s),
-                       {'Retry-After': str(result.blocked_for_s)})
-    if result.user is None:
-        raise ApiError(401, 'invalid credentials', _UNAUTHORIZED)
-    return result.user
+        raise unauthorized('authentication required (HTTP Basic or Bearer token)')
+    return given
 
 
-def requires_auth(view):
+def _authenticate(token_kinds):
+    given = presented_credentials()
+    try:
+        if given.scheme == 'bearer':
+            principal = authenticator().by_token(db(), given.secret, kinds=token_kinds)
+        else:
+            principal = authenticator().by_password(db(), given.username, given.secret, request.remote_addr)
+    except login_guard.Blocked as e:
+        raise ApiError(429, 'too many failed logins {}, try again in {} s'.format(
+            'for this username' if e.by == 'username' else 'from this address', e.blocked_for_s),
+            {'Retry-After': str(e.blocked_for_s)})
+    except login_guard.Busy:
+        raise ApiError(503, 'the broker is busy checking passwords, try again in a few seconds (a token from '
+                       'GET /token or POST /login costs no password check)', {'Retry-After': '5'})
+    if principal is None:
+        raise unauthorized()
+    return principal
+
+
+def requires_auth(view=None, token_kinds=(auth.ACCESS,)):
+    """The view runs with `g.user` (the user's document) and `g.principal` (user and presented token).
+    `token_kinds`: the kinds of Bearer token the view takes (refresh tokens only where they are the point)."""
+    if view is None:
+        return functools.partial(requires_auth, token_kinds=token_kinds)
+
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        g.user = _authenticate()
+        g.principal = _authenticate(token_kinds)
+        g.user = g.principal.user
         return view(*args, **kwargs)
     return wrapper
 

@@ -1,4 +1,5 @@
-"""How stored documents are shown by the API: string ids, masked secrets, no internal fields."""
+"""How stored documents are shown by the API: string ids, masked secrets, no internal fields, and the field names
+of cc-agency 9.3 that its web UI reads (in addition to this API's own)."""
 from cc_agency.secrets import MASK, mask_batch_secrets, replace_protected
 
 
@@ -12,9 +13,13 @@ def experiment_json(doc):
     return out
 
 
-def batch_json(doc):
+def batch_json(doc, experiment_batch_seq=None):
+    """`experiment_batch_seq`: the first sequence number of the batch's experiment, for cc-agency 9.3's
+    `batchesListIndex` (the batch's index in the RED's `batches`: registration numbers them in that order)."""
     out = dict(doc)
     out['_id'] = str(doc['_id'])
+    if experiment_batch_seq is not None and isinstance(doc.get('seq'), int):
+        out['batchesListIndex'] = doc['seq'] - experiment_batch_seq
     if 'inputs' in doc or 'outputs' in doc:
         out.update(mask_batch_secrets({'inputs': doc.get('inputs'), 'outputs': doc.get('outputs')}))
     return out

@@ -5,6 +5,7 @@ import time
 import pymongo.errors
 from flask import Flask
 
+from cc_agency.broker.cross_site import register_cross_site
 from cc_agency.broker.errors import register_error_handlers
 from cc_agency.broker.wake import ControllerWaker
 from cc_agency.config import load_config, wake_connect_url
@@ -56,9 +57,11 @@ def create_app(conf=None, conf_path=None):
     for blueprint in ROUTE_BLUEPRINTS:
         app.register_blueprint(blueprint)
     for rule in app.url_map.iter_rules():
-        # no CORS here: an OPTIONS request is a 405 (JSON, with Allow) like any other method a route does not serve
+        # an OPTIONS request is a 405 (JSON, with Allow) like any other method a route does not serve, but for a
+        # CORS preflight from a listed origin (cc_agency.broker.cross_site)
         rule.methods.discard('OPTIONS')
         rule.provide_automatic_options = False
     app.before_request(broker.ensure_indexes)
+    register_cross_site(app, conf)
     broker.ensure_indexes()
     return app

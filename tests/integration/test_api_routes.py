@@ -71,6 +71,24 @@ def test_post_red_registers_experiment_and_batches(broker):
     assert batch['inputs']['word'] == 'ab' and batch['inputs']['infile']['class'] == 'File'
 
 
+def test_batches_carry_their_index_in_the_reds_batches_list(broker):
+    """cc-agency 9.3's `batchesListIndex`, in lists (both orders), one batch and a cancelled one."""
+    alice = broker.user_session('alice')
+    red = reds.red_of(3)
+    experiment_id = broker.submit(alice, batches=3)
+    ascending = broker.get(alice, '/batches', experimentId=experiment_id, ascending='true').json()
+    assert [b['batchesListIndex'] for b in ascending] == [0, 1, 2]
+    assert [b['batchesListIndex'] for b in broker.get(alice, '/batches', experimentId=experiment_id).json()] == \
+        [2, 1, 0]
+    assert [b['batchesListIndex'] for b in broker.get(alice, '/batches', limit=3).json()] == [2, 1, 0]
+    for listed in ascending:
+        batch = broker.get(alice, '/batches/' + listed['_id']).json()
+        url = red['batches'][batch['batchesListIndex']]['inputs']['infile']['connector']['access']['url']
+        assert batch['inputs']['infile']['connector']['access']['url'] == url
+    cancelled = alice.delete(broker.url + '/batches/' + ascending[1]['_id'], timeout=10).json()
+    assert cancelled['batchesListIndex'] == 1
+
+
 def test_post_red_defaults_retry_and_validation_on(broker):
     alice = broker.user_session('alice')
     experiment = broker.get(alice, '/experiments/' + broker.submit(alice)).json()
@@ -160,9 +178,10 @@ def test_nodes_lists_engines_with_resources_and_current_batches(broker):
     nodes = {n['nodeName']: n for n in broker.get(alice, '/nodes').json()}
     assert nodes[node]['state'] == 'online' and nodes[node]['ramMiB'] == 4096 and nodes[node]['cpus'] == 2
     assert nodes[node]['gpus'] == [{'id': 0, 'vram': 1024}]
+    assert nodes[node]['ram'] == 4096  # cc-agency 9.3's name, read by its web UI
     [current] = nodes[node]['currentBatches']
     assert current == {'batchId': mine['_id'], 'experimentId': experiment_id, 'state': 'processing',
-                       'ramMiB': 256, 'usedGPUs': [0]}
+                       'ramMiB': 256, 'ram': 256, 'usedGPUs': [0]}
     assert other['_id'] not in str(nodes)
 
     # another user sees the resources in use, not whose batch uses them

@@ -1,11 +1,13 @@
 """deploy/ holds the seed's production files as working templates; these tests run them with adapted paths:
 
 - the systemd units pass `systemd-analyze verify` (no warning at all);
-- the Apache 2 site passes `apache2ctl configtest` with Debian's apache2 (mod_ssl, mod_proxy_uwsgi);
+- the Apache 2 site passes `apache2ctl configtest` with Debian's apache2 (mod_ssl, mod_proxy_uwsgi, mod_headers)
+  and its answers carry HSTS and `X-Content-Type-Options: nosniff`;
 - `pip install .` into a virtualenv of Debian's python3.11 (the interpreter of uwsgi-plugin-python3) gives the
   commands and `<venv>/lib/python3.11/site-packages/cc_agency/broker/app.py`, the path the ini names; uwsgi started
   as the broker unit starts it serves the broker from the ini, dropping privileges, behind Apache with TLS, and the
-  controller started as its unit starts it (reading ~/.config/cc-agency.yml) runs the batch registered through it.
+  controller started as its unit starts it (reading ~/.config/cc-agency.yml) runs the batch registered through it;
+  the ini's `harakiri` limit kills a request that runs too long and its master replaces the worker.
 
 Each test copies a template and replaces only what must differ on a test machine (paths, ports, users): the rest
 is the file as shipped. Everything started here is stopped by PID (uwsgi by its own process group).
@@ -24,6 +26,7 @@ import pytest
 import requests
 import yaml
 
+from cc_agency import auth
 from tests import reds
 from localcluster.processes import free_port, pid_alive, terminate_pid
 
@@ -149,7 +152,8 @@ class Apache:
 
     def enable_site(self, name, text):
         (self.conf_dir / 'sites-available' / (name + '.conf')).write_text(text)
-        for command in (['a2enmod', '-q', 'ssl'], ['a2enmod', '-q', 'proxy_uwsgi'], ['a2ensite', '-q', name]):
+        for command in (['a2enmod', '-q', 'ssl'], ['a2enmod', '-q', 'proxy_uwsgi'], ['a2enmod', '-q', 'headers'],
+                        ['a2ensite', '-q', name]):
             result = self.run(*command)
             assert result.returncode == 0, result.stdout + result.stderr
 
@@ -223,7 +227,7 @@ def _process_group_members(pgid):
 
 
 def _stop_group(process, timeout=20):
-    """uwsgi without a master: its workers are siblings in the process group we created for it."""
+    """uwsgi, its master and its workers: all in the process group we created for it."""
     if process is None:
         return
     pgid = process.pid
@@ -278,6 +282,8 @@ def test_uwsgi_serves_the_broker_from_the_ini_behind_apache(deploy_venv, mongo_s
     ini = (ini.replace('/opt/ccagency/unprivileged/', str(socket_dir) + '/')
               .replace(SEED_VENV, str(deploy_venv))
               .replace('uid = cc', 'uid = nobody').replace('gid = cc', 'gid = nogroup'))
+    assert 'harakiri = 60' in ini and 'master = True' in ini and 'die-on-term = True' in ini
+    ini = ini.replace('harakiri = 60', 'harakiri = 2')  # the limit, shortened to watch it act
     ini_path = work / 'ccagency-broker.ini'
     ini_path.write_text(ini)
 
@@ -327,6 +333,10 @@ def test_uwsgi_serves_the_broker_from_the_ini_behind_apache(deploy_venv, mongo_s
                 (work / 'uwsgi.log').read_text(errors='replace')[-3000:], apache.error_log()[-3000:])
             time.sleep(0.2)
         assert response.json() == {'status': 'ok'}
+        # the site's headers for browsers, also on errors
+        for answer in (response, requests.get(url + '/version', verify=str(cert), timeout=10)):
+            assert answer.headers['Strict-Transport-Security'] == 'max-age=31536000'
+            assert answer.headers['X-Content-Type-Options'] == 'nosniff'
         uwsgi_log_text = (work / 'uwsgi.log').read_text(errors='replace')
         assert 'setuid() to 65534' in uwsgi_log_text   # the ini's uid: workers do not run as root
         assert (socket_dir / 'ccagency-broker.sock').owner() == 'www-data'   # the ini's chown-socket
@@ -362,6 +372,24 @@ def test_uwsgi_serves_the_broker_from_the_ini_behind_apache(deploy_venv, mongo_s
         stdout = requests.get('{}/batches/{}/stdout'.format(url, batches[0]['_id']), auth=('op', 'op-pw'),
                               verify=str(cert), timeout=10)
         assert stdout.status_code == 200 and stdout.text == 'processed 9 bytes\n'
+
+        # harakiri: a request still running after the limit (here a bcrypt check of 16 rounds, seconds long) ends
+        # with its worker, before the check could end; the master replaces the worker, and the broker goes on
+        started = time.monotonic()
+        auth.create_or_update_user(mongo_server.client()[db_name], 'slow', 'slow-pw', False, rounds=16)
+        check_s = time.monotonic() - started  # what one check of that hash costs
+        assert check_s > 3, check_s
+        started = time.monotonic()
+        slow = requests.get(url + '/version', auth=('slow', 'slow-pw'), verify=str(cert), timeout=60)
+        # Apache's own error page (mod_proxy_uwsgi: the worker went away without an answer), not the broker's
+        assert slow.status_code in (500, 502) and 'text/html' in slow.headers['Content-Type'], slow.text[:200]
+        assert time.monotonic() - started < check_s, (time.monotonic() - started, check_s)
+        deadline = time.monotonic() + 30
+        while 'Respawned uWSGI worker' not in (work / 'uwsgi.log').read_text(errors='replace'):
+            assert time.monotonic() < deadline, (work / 'uwsgi.log').read_text(errors='replace')[-3000:]
+            time.sleep(0.2)
+        assert 'HARAKIRI ON WORKER' in (work / 'uwsgi.log').read_text(errors='replace')
+        assert requests.get(url + '/version', auth=('op', 'op-pw'), verify=str(cert), timeout=10).status_code == 200
     finally:
         if apache is not None:
             apache.stop()

@@ -14,6 +14,25 @@ blueprint = Blueprint('batches', __name__)
 FILTERS = ('username', 'state', 'node', 'experimentId')
 LIST_PROJECTION = {'history': 0, 'inputs': 0, 'outputs': 0}
 CANCEL_TRIES = 5
+MAX_REMEMBERED_EXPERIMENTS = 10000
+_batch_seq_of = {}  # experiment id -> its first batch sequence number: set at registration, never changed
+
+
+def _batch_seqs(experiment_ids):
+    """{experiment id: first batch sequence number} for batchesListIndex; one read for those not known yet."""
+    missing = [e for e in set(experiment_ids) if e not in _batch_seq_of and ObjectId.is_valid(e)]
+    if missing:
+        if len(_batch_seq_of) + len(missing) > MAX_REMEMBERED_EXPERIMENTS:
+            _batch_seq_of.clear()
+        for experiment in db()[EXPERIMENTS].find({'_id': {'$in': [ObjectId(e) for e in missing]}}, {'batchSeq': 1}):
+            if isinstance(experiment.get('batchSeq'), int):
+                _batch_seq_of[str(experiment['_id'])] = experiment['batchSeq']
+    return {e: _batch_seq_of.get(e) for e in experiment_ids}
+
+
+def _batches_json(docs):
+    seqs = _batch_seqs([doc.get('experimentId') for doc in docs if isinstance(doc.get('experimentId'), str)])
+    return [batch_json(doc, seqs.get(doc.get('experimentId'))) for doc in docs]
 
 
 def _find_batch(batch_id, projection=None):
@@ -38,7 +57,7 @@ def _seq_range(query):
 def list_batches():
     query = list_filter(FILTERS)
     page = find_page(db()[BATCHES], query, LIST_PROJECTION, _seq_range(query))
-    return jsonify([batch_json(doc) for doc in page])
+    return jsonify(_batches_json(page))
 
 
 @blueprint.get('/batches/count')
@@ -50,7 +69,7 @@ def count_batches():
 @blueprint.get('/batches/<batch_id>')
 @requires_auth
 def get_batch(batch_id):
-    return jsonify(batch_json(_find_batch(batch_id)))
+    return jsonify(_batches_json([_find_batch(batch_id)])[0])
 
 
 @blueprint.delete('/batches/<batch_id>')
@@ -62,7 +81,7 @@ def cancel_batch(batch_id):
             raise ApiError(409, 'batch is already {}'.format(batch['state']))
         if BatchLifecycle(db()).cancel(batch):
             broker().waker.wake()
-            return jsonify(batch_json(_find_batch(batch_id)))
+            return jsonify(_batches_json([_find_batch(batch_id)])[0])
     raise ApiError(409, 'batch is changing state, try again')
 
 

@@ -1,9 +1,8 @@
-"""Liveness, versions, tokens and the RED schema."""
-from flask import Blueprint, g, jsonify
+"""Liveness, versions and the RED schema (tokens: routes/tokens.py)."""
+from flask import Blueprint, jsonify
 from red_val.schemas.red import red_schema
 
-from cc_agency import auth
-from cc_agency.broker.context import broker, db, requires_auth
+from cc_agency.broker.context import requires_auth
 from cc_agency.version import AGENCY_VERSION, RED_VERSION, CONNECTOR_CLI_VERSION
 
 blueprint = Blueprint('misc', __name__)
@@ -19,13 +18,6 @@ def liveness():
 def version():
     return jsonify({'agencyVersion': AGENCY_VERSION, 'redVersion': RED_VERSION,
                     'connectorCliVersion': CONNECTOR_CLI_VERSION})
-
-
-@blueprint.get('/token')
-@requires_auth
-def token():
-    valid_for_s = broker().conf['broker']['auth']['tokens_valid_for_seconds']
-    return jsonify({'token': auth.issue_token(db(), g.user['username'], valid_for_s), 'validForSeconds': valid_for_s})
 
 
 @blueprint.get('/schema/red')

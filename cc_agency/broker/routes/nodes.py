@@ -1,4 +1,5 @@
-"""GET /nodes: the engines the controller knows, with their resources and current batches."""
+"""GET /nodes: the engines the controller knows, with their resources and current batches, under this API's
+field names and cc-agency 9.3's (`nodeName`, `state`, `ram`, `cpus`, `gpus`, `currentBatches[].{batchId, ram}`)."""
 from flask import Blueprint, jsonify
 
 from cc_agency.broker.context import db, requires_auth, user_scope
@@ -22,11 +23,14 @@ def list_nodes():
             'experimentId': batch['experimentId'] if visible else None,
             'state': batch['state'],
             'ramMiB': batch['requirements']['ramMiB'],
+            'ram': batch['requirements']['ramMiB'],  # cc-agency 9.3's name (MiB), read by its web UI
             'usedGPUs': batch.get('usedGPUs'),
         })
     nodes = []
     for node in database[NODES].find({}, {'history': {'$slice': -10}}).sort('_id', 1):
         node['nodeName'] = node.pop('_id')
+        if 'ramMiB' in node:
+            node['ram'] = node['ramMiB']  # cc-agency 9.3's name (MiB); state, cpus and gpus have 9.3's names
         node['currentBatches'] = active.get(node['nodeName'], [])
         nodes.append(node)
     return jsonify(nodes)
