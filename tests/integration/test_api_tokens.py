@@ -11,7 +11,7 @@ from cc_agency import auth
 from cc_agency.auth_cache import TOKEN_CACHE_TTL_S
 from cc_agency.broker.authenticator import Authenticator
 from tests.integration.api_support import PASSWORD, Api, broker, start_broker  # noqa: F401 (fixture)
-from tests.services.broker import BrokerServer
+from localcluster.broker import BrokerServer
 
 ACCESS_S, REFRESH_S, SEED_TOKEN_S = 2, 6, 4
 

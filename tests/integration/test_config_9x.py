@@ -14,7 +14,7 @@ import time
 import yaml
 
 from tests import reds
-from tests.services.agency import Agency, agency_config
+from localcluster.agency import Agency, agency_config
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs')
 TIMER_S = 60
