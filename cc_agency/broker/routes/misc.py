@@ -25,7 +25,8 @@ def version():
 @requires_auth
 def token():
     valid_for_s = broker().conf['broker']['auth']['tokens_valid_for_seconds']
-    return jsonify({'token': auth.issue_token(db(), g.user['username'], valid_for_s), 'validForSeconds': valid_for_s})
+    return jsonify({'token': auth.issue_token(db(), g.user['username'], valid_for_s), 'validForSeconds': valid_for_s,
+                    'username': g.user['username'], 'isAdmin': bool(g.user.get('isAdmin'))})
 
 
 @blueprint.get('/schema/red')
