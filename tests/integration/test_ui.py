@@ -226,7 +226,7 @@ def test_running_batch_shows_on_nodes_and_is_cancelled_from_its_page(tab, ui_age
     node.locator('li[data-batch-id="{}"] a'.format(batch_id)).click()
     expect(page.locator('.summary')).to_have_attribute('data-state', 'processing')
     expect(page.locator('section', has=page.locator('#output-stdout')).locator('.note')).to_have_text(
-        'Not available yet.')
+        'Not available yet: the batch is processing.')
     page.click('[data-action=cancel]')
     wait_for(lambda: alice.get(ui_agency.url + '/batches/' + batch_id, timeout=10).json()['state'] == 'cancelled',
              10, 'the API says cancelled')

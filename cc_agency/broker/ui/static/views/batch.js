@@ -17,6 +17,7 @@ function outputPanel(stream) {
     section,
     show(content, message) {
       setText(note, message || '');
+      text.hidden = content === null;
       if (content === null) return;
       if (text.textContent !== content) {
         text.textContent = content;
@@ -65,7 +66,7 @@ export function batchView(main, {id}) {
     try {
       return {content: await getText('batches/' + id + '/' + stream)};
     } catch (error) {
-      if (error instanceof ApiError && error.status === 404) return {content: null, message: 'Not available yet.'};
+      if (error instanceof ApiError && error.status === 404) return {content: null};
       throw error;
     }
   }
@@ -92,8 +93,10 @@ export function batchView(main, {id}) {
       if (!outputsFinal) {
         const [out, err] = await Promise.all([output('stdout'), output('stderr')]);
         const message = ended ? '' : 'The batch is ' + batch.state + '; this follows its output.';
-        stdout.show(out.content, out.content === null ? out.message : message);
-        stderr.show(err.content, err.content === null ? err.message : message);
+        const none = ended ? 'None: the batch ended without output of its command.'
+          : 'Not available yet: the batch is ' + batch.state + '.';
+        stdout.show(out.content, out.content === null ? none : message);
+        stderr.show(err.content, err.content === null ? none : message);
         outputsFinal = ended;
       }
     },

@@ -103,40 +103,46 @@ export function experimentView(main, {id, params}) {
     setText(registered, age(batch.registrationTime));
   };
 
+  const showExperiment = (doc, shown) => {
+    const counts = doc.batchCounts || {};
+    updateProgress(progress, counts);
+    setCounts(summary, counts);
+    const settings = (doc.container || {}).settings || {};
+    const image = settings.image || {};
+    replaceChildren(facts,
+      h('dt', {text: 'User'}), h('dd', {text: doc.username}),
+      h('dt', {text: 'Image'}), h('dd', {class: 'mono', text: image.url || ''}),
+      h('dt', {text: 'RAM per batch'}), h('dd', {text: number(settings.ram || 0) + ' MiB'}),
+      h('dt', {text: 'Batches'}), h('dd', {text: number(doc.batchCount) +
+        (doc.registrationComplete ? '' : ' (registration under way: ' + number(total(counts)) + ' so far)')}),
+      h('dt', {text: 'Registered'}), h('dd', {text: dateTime(doc.registrationTime) + ' (' +
+        age(doc.registrationTime) + ')'}),
+      doc.doc ? [h('dt', {text: 'Description'}), h('dd', {text: doc.doc})] : null);
+    for (const option of select.options) {
+      if (option.value) setText(option, option.value + ' (' + number(counts[option.value] || 0) + ')');
+      else setText(option, 'all states (' + number(total(counts)) + ')');
+    }
+    paging.update(page * PAGE_SIZE, shown, stateFilter ? counts[stateFilter] || 0 : total(counts));
+    if (!actionsShown) showActions().catch((error) => announce(error.message, true));
+    const anyActive = STATES.some((state) => !TERMINAL.has(state) && counts[state]);
+    for (const button of actions.querySelectorAll('[data-action="cancel-all"]')) button.disabled = !anyActive;
+    for (const button of actions.querySelectorAll('[data-action="resubmit"]')) button.disabled = !counts.failed;
+  };
+
   return {
     async refresh() {
-      const [doc, batches] = await Promise.all([
-        get('experiments/' + id),
-        get('batches', {experimentId: id, state: stateFilter || undefined, skip: page * PAGE_SIZE,
-          limit: PAGE_SIZE, timeline: true}),
-      ]);
+      // the page of batches comes back fast whatever the experiment's size; the counts cost what the database
+      // takes to count its batches (cc_agency/broker/batch_counts.py), so the rows are shown without waiting
+      const batchesAnswer = get('batches', {experimentId: id, state: stateFilter || undefined,
+        skip: page * PAGE_SIZE, limit: PAGE_SIZE, timeline: true});
+      const experimentAnswer = get('experiments/' + id);
+      experimentAnswer.catch(() => {});  // awaited below; not an unhandled rejection meanwhile
+      const batches = await batchesAnswer;
       const nowS = Date.now() / 1000;
-      const counts = doc.batchCounts || {};
-      updateProgress(progress, counts);
-      setCounts(summary, counts);
-      const image = ((doc.container || {}).settings || {}).image || {};
-      const settings = (doc.container || {}).settings || {};
-      replaceChildren(facts,
-        h('dt', {text: 'User'}), h('dd', {text: doc.username}),
-        h('dt', {text: 'Image'}), h('dd', {class: 'mono', text: image.url || ''}),
-        h('dt', {text: 'RAM per batch'}), h('dd', {text: number(settings.ram || 0) + ' MiB'}),
-        h('dt', {text: 'Batches'}), h('dd', {text: number(doc.batchCount) +
-          (doc.registrationComplete ? '' : ' (registration under way: ' + number(total(counts)) + ' so far)')}),
-        h('dt', {text: 'Registered'}), h('dd', {text: dateTime(doc.registrationTime) + ' (' +
-          age(doc.registrationTime) + ')'}),
-        doc.doc ? [h('dt', {text: 'Description'}), h('dd', {text: doc.doc})] : null);
-      for (const option of select.options) {
-        if (option.value) setText(option, option.value + ' (' + number(counts[option.value] || 0) + ')');
-        else setText(option, 'all states (' + number(total(counts)) + ')');
-      }
       syncRows(rows, batches, (b) => b._id, createRow, updateRow(nowS));
       empty.hidden = batches.length > 0;
-      paging.update(page * PAGE_SIZE, batches.length, stateFilter ? counts[stateFilter] || 0 : total(counts));
       drawTimeline(plot, batches, nowS);
-      if (!actionsShown) showActions().catch((error) => announce(error.message, true));
-      const anyActive = STATES.some((state) => !TERMINAL.has(state) && counts[state]);
-      for (const button of actions.querySelectorAll('[data-action="cancel-all"]')) button.disabled = !anyActive;
-      for (const button of actions.querySelectorAll('[data-action="resubmit"]')) button.disabled = !counts.failed;
+      showExperiment(await experimentAnswer, batches.length);
     },
   };
 }
