@@ -7,7 +7,7 @@ from bson import ObjectId
 from cc_agency import transitions
 from cc_agency.broker.batch_counts import batch_counts
 from cc_agency.db import BATCHES
-from tests.integration.api_support import broker  # noqa: F401 (fixture)
+from tests.integration.api_support import PASSWORD, broker  # noqa: F401 (fixture)
 
 STATES = ('registered', 'scheduled', 'processing', 'succeeded', 'failed', 'cancelled')
 
@@ -48,7 +48,6 @@ def test_a_failed_login_from_the_dashboard_has_no_basic_challenge(broker):
 
 def test_token_says_who_it_is_for(broker):
     """The dashboard shows who is logged in, and the user filter only to admins."""
-    from tests.integration.api_support import PASSWORD
     for username, is_admin in ((broker.new_user('tok'), False), (broker.new_user('tokadmin', admin=True), True)):
         answer = requests.get(broker.url + '/token', auth=(username, PASSWORD), timeout=10).json()
         assert answer['username'] == username and answer['isAdmin'] is is_admin and answer['token']

@@ -9,14 +9,15 @@ function outputPanel(stream) {
   const text = h('pre', {class: 'output', id: 'output-' + stream, tabindex: 0, 'aria-label': stream,
     'data-stream': stream});
   const note = h('p', {class: 'note'});
+  const followLabel = h('label', {for: 'follow-' + stream, class: 'check'}, follow, ' follow the end');
   const section = h('section', {'aria-labelledby': 'title-' + stream},
-    h('div', {class: 'output-head'}, h('h2', {id: 'title-' + stream, text: stream}),
-      h('label', {for: 'follow-' + stream, class: 'check'}, follow, ' follow the end')),
+    h('div', {class: 'output-head'}, h('h2', {id: 'title-' + stream, text: stream}), followLabel),
     note, text);
   return {
     section,
-    show(content, message) {
+    show(content, message, running) {
       setText(note, message || '');
+      followLabel.hidden = !running;  // nothing more will come once the batch ended
       text.hidden = content === null;
       if (content === null) return;
       if (text.textContent !== content) {
@@ -95,8 +96,8 @@ export function batchView(main, {id}) {
         const message = ended ? '' : 'The batch is ' + batch.state + '; this follows its output.';
         const none = ended ? 'None: the batch ended without output of its command.'
           : 'Not available yet: the batch is ' + batch.state + '.';
-        stdout.show(out.content, out.content === null ? none : message);
-        stderr.show(err.content, err.content === null ? none : message);
+        stdout.show(out.content, out.content === null ? none : message, !ended);
+        stderr.show(err.content, err.content === null ? none : message, !ended);
         outputsFinal = ended;
       }
     },
