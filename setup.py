@@ -1,5 +1,5 @@
-"""Packaging: `pip install .` gives `ccagency`, `ccagency-controller`, `ccagency-broker` and the uwsgi module
-`<site-packages>/cc_agency/broker/app.py`."""
+"""Packaging: `pip install .` gives `ccagency`, `ccagency-controller`, `ccagency-broker`, the uwsgi module
+`<site-packages>/cc_agency/broker/app.py` and the dashboard's files in `cc_agency/broker/ui/static/`."""
 from setuptools import find_packages, setup
 
 from cc_agency.version import AGENCY_VERSION
@@ -12,6 +12,8 @@ setup(
     long_description_content_type='text/markdown',
     license='AGPL-3.0',
     packages=find_packages(include=['cc_agency', 'cc_agency.*']),
+    # the dashboard's static files (served by the broker at /ui/): plain files, no build step
+    package_data={'cc_agency.broker': ['ui/static/*.*', 'ui/static/views/*.*']},
     python_requires='>=3.9',
     install_requires=[
         'flask>=2.2',
@@ -26,7 +28,8 @@ setup(
         'requests>=2.31',
     ],
     extras_require={
-        'test': ['pytest>=7', 'hypothesis>=6', 'requests>=2.31', 'schemathesis>=4', 'openapi-spec-validator', 'pexpect'],
+        'test': ['pytest>=7', 'hypothesis>=6', 'requests>=2.31', 'schemathesis>=4', 'openapi-spec-validator', 'pexpect',
+                 'playwright>=1.40'],  # drives Debian's chromium in tests/integration/test_ui.py
     },
     entry_points={
         'console_scripts': [

@@ -17,7 +17,7 @@ export DEBIAN_FRONTEND=noninteractive
 export PIP_BREAK_SYSTEM_PACKAGES=1
 SECANTUS_VERSION=0.7.0b3
 APT_PACKAGES=(docker.io docker-registry busybox-static python3 python3-venv openssl curl uwsgi uwsgi-plugin-python3
-              apache2 systemd)
+              apache2 systemd chromium)
 
 step() { printf '\n== %s (%ss)\n' "$1" "$SECONDS"; }
 

@@ -3,9 +3,12 @@ of cc-agency 9.3 that its web UI reads (in addition to this API's own)."""
 from cc_agency.secrets import MASK, mask_batch_secrets, replace_protected
 
 
-def experiment_json(doc):
+def experiment_json(doc, batch_counts=None):
+    """`batch_counts`: {state: n} of its batches (cc_agency.broker.batch_counts), shown as `batchCounts`."""
     out = dict(doc)
     out['_id'] = str(doc['_id'])
+    if batch_counts is not None:
+        out['batchCounts'] = batch_counts
     image = out.get('container', {}).get('settings', {}).get('image', {})
     if image.get('auth'):
         settings = dict(out['container']['settings'], image=dict(image, auth=replace_protected(image['auth'], MASK)))

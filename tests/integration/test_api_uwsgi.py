@@ -89,3 +89,22 @@ def test_wrong_config_stops_uwsgi_with_one_line_naming_the_key(venv, uwsgi_broke
     lines = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith('ccagency-broker:')]
     assert lines == ["ccagency-broker: config key mongo.port: 'x' is not of type 'integer'"]
     assert 'Traceback' not in result.stdout + result.stderr
+
+
+def test_pip_install_gives_the_dashboard_with_all_its_files(uwsgi_broker, venv):
+    """`pip install .` alone (no build step) puts every file of the dashboard into the package, and the broker
+    under uwsgi serves them."""
+    from pathlib import Path
+    from tests.services.broker import REPO, site_packages
+    source = Path(REPO) / 'cc_agency' / 'broker' / 'ui' / 'static'
+    installed = Path(site_packages(venv)) / 'cc_agency' / 'broker' / 'ui' / 'static'
+    names = sorted(str(p.relative_to(source)) for p in source.rglob('*') if p.is_file())
+    assert {'index.html', 'app.js', 'style.css', 'views/experiment.js'} <= set(names)
+    assert sorted(str(p.relative_to(installed)) for p in installed.rglob('*') if p.is_file()) == names
+    broker, _ = uwsgi_broker
+    for name in names:
+        status, headers, content = call(broker, 'GET', '/ui/' + name)
+        assert status == 200 and content == (source / name).read_bytes(), name
+        assert "default-src 'self'" in headers['Content-Security-Policy']
+    status, headers, content = call(broker, 'GET', '/ui/')
+    assert status == 200 and headers['Content-Type'].startswith('text/html') and b'app.js' in content

@@ -2,7 +2,7 @@
 from bson import ObjectId
 from flask import Blueprint, Response, jsonify
 
-from cc_agency.broker.context import broker, db, object_id, requires_auth, user_scope
+from cc_agency.broker.context import bool_arg, broker, db, object_id, requires_auth, user_scope
 from cc_agency.broker.documents import batch_json
 from cc_agency.broker.errors import ApiError, not_found
 from cc_agency.broker.listing import find_page, list_filter
@@ -13,6 +13,8 @@ from cc_agency.transitions import BatchLifecycle
 blueprint = Blueprint('batches', __name__)
 FILTERS = ('username', 'state', 'node', 'experimentId')
 LIST_PROJECTION = {'history': 0, 'inputs': 0, 'outputs': 0}
+TIMELINE_PROJECTION = {'inputs': 0, 'outputs': 0}  # the history is read, then cut down to its timeline
+TIMELINE_FIELDS = ('state', 'time', 'node')
 CANCEL_TRIES = 5
 MAX_REMEMBERED_EXPERIMENTS = 10000
 _batch_seq_of = {}  # experiment id -> its first batch sequence number: set at registration, never changed
@@ -56,8 +58,19 @@ def _seq_range(query):
 @requires_auth
 def list_batches():
     query = list_filter(FILTERS)
-    page = find_page(db()[BATCHES], query, LIST_PROJECTION, _seq_range(query))
+    with_timeline = bool_arg('timeline')
+    page = find_page(db()[BATCHES], query, TIMELINE_PROJECTION if with_timeline else LIST_PROJECTION,
+                     _seq_range(query))
+    if with_timeline:
+        for doc in page:
+            doc['timeline'] = _timeline(doc.pop('history', None) or [])
     return jsonify(_batches_json(page))
+
+
+def _timeline(history):
+    """A batch's history without its debugInfo and agent reports: when it was in which state on which node, which
+    is what a plot of the batches over time needs (a history entry may be large; this is a few numbers)."""
+    return [{field: entry.get(field) for field in TIMELINE_FIELDS} for entry in history]
 
 
 @blueprint.get('/batches/count')

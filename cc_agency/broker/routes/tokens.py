@@ -30,7 +30,8 @@ def get_token():
     token, expires_at = _issue(valid_for_s)
     if g.principal.not_after is not None and expires_at < now() + valid_for_s:
         valid_for_s = max(0, int(expires_at - now()))  # capped by the token it was asked for with
-    return jsonify({'token': token, 'validForSeconds': valid_for_s})
+    return jsonify({'token': token, 'validForSeconds': valid_for_s, 'username': g.user['username'],
+                    'isAdmin': bool(g.user.get('isAdmin'))})
 
 
 @blueprint.post('/login')
