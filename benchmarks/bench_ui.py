@@ -4,7 +4,7 @@ Fills a fresh database of SecantusDB with one experiment of N batches (default 1
 registration writes them, in a mix of states with histories (so the timeline has runs to draw), starts the broker
 (`python -m cc_agency.broker.devserver`, as the tests do) and measures:
   1. the API calls the experiment page makes: GET /experiments/<id> (with `batchCounts`, one aggregation in
-     cc_agency/broker/batch_counts.py) and GET /batches?experimentId=...&limit=50&timeline=true; and the
+     cc_agency/batch_counts.py) and GET /batches?experimentId=...&limit=50&timeline=true; and the
      experiments list GET /experiments?limit=20;
   2. in headless chromium (Playwright, Debian's /usr/bin/chromium): from following a link to the experiment's page
      to its 50 batch rows and its timeline on screen, and to its counts by state (the page shows the rows first).
@@ -29,7 +29,7 @@ import requests  # noqa: E402
 from bson import ObjectId  # noqa: E402
 
 from cc_agency import auth  # noqa: E402
-from cc_agency.broker.batch_counts import batch_counts  # noqa: E402
+from cc_agency.batch_counts import batch_counts, recount  # noqa: E402
 from cc_agency.broker.routes.red import new_batch  # noqa: E402
 from cc_agency.db import allocate_seq, ensure_indexes  # noqa: E402
 from tests import reds  # noqa: E402
@@ -79,6 +79,7 @@ def fill(db, count):
             ran(new_batch(str(experiment_id), first + i, 'bench', registered, job, requirements),
                 random.choices(states, weights)[0], registered + i * 0.03)
             for i in range(start, min(count, start + 1000))], ordered=False)
+    recount(db, experiment_id)  # the counters the life cycle would have kept while the batches ran
     return str(experiment_id)
 
 
@@ -158,7 +159,7 @@ def main():
             experiment_id = fill(db, args.batches)
             print('{} batches of one experiment inserted in {:.1f} s'.format(args.batches, time.perf_counter() - t0))
         t0 = time.perf_counter()
-        counts = batch_counts(db, [experiment_id])[experiment_id]
+        counts = batch_counts(db, [db['experiments'].find_one({'_id': ObjectId(experiment_id)})])[experiment_id]
         print('batch_counts() directly: {:.0f} ms, {} (sum {})'.format((time.perf_counter() - t0) * 1000, counts,
                                                                      sum(counts.values())))
         with BrokerServer(conf) as broker:

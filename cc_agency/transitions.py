@@ -13,6 +13,7 @@ import logging
 import pymongo.errors
 from bson import ObjectId
 
+from cc_agency.batch_counts import count_transition
 from cc_agency.db import BATCHES, EXPERIMENTS, history_push, now
 from cc_agency.secrets import VOIDED, replace_protected, void_batch_secrets
 from cc_agency.states import (ACTIVE_STATES, CANCELLED, FAILED, PROCESSING, REGISTERED, SCHEDULED, SUCCEEDED,
@@ -99,9 +100,9 @@ class BatchLifecycle:
         self.on_freed = on_freed
 
     # --- the scheduler --------------------------------------------------------------------------------------------
-    def schedule(self, batch_id, attempt, node, gpu_ids):
+    def schedule(self, batch_id, experiment_id, attempt, node, gpu_ids):
         """registered -> scheduled on `node` as attempt number `attempt` (the batch had attempt - 1)."""
-        return self._move({'_id': batch_id, 'state': REGISTERED}, SCHEDULED, node=node,
+        return self._move({'_id': batch_id, 'state': REGISTERED, 'experimentId': experiment_id}, SCHEDULED, node=node,
                           set_fields={'usedGPUs': list(gpu_ids) or None}, inc_fields={'attempts': 1},
                           match={'attempts': attempt - 1})
 
@@ -189,6 +190,7 @@ class BatchLifecycle:
         if not done:
             return False
         log.info('batch %s: %s -> %s%s', batch['_id'], from_state, to_state, ' on node {}'.format(node) if node else '')
+        count_transition(self.db, batch.get('experimentId'), from_state, to_state)
         if to_state in TERMINAL_STATES and batch.get('experimentId'):
             void_experiment_secrets_if_done(self.db, batch['experimentId'])
         if from_state in ACTIVE_STATES and to_state not in ACTIVE_STATES and self.on_freed is not None:

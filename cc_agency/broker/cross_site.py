@@ -4,7 +4,8 @@ origins the operator lists.
 A browser adds the Basic credentials it remembers to every request to the broker, also to one that a page of
 another site makes it send (a form, a no-cors fetch). So a state-changing request (not GET, HEAD or OPTIONS) is
 refused with 403, before any authentication, when the browser marks it as cross-site (`Sec-Fetch-Site:
-cross-site`) or its `Origin` is neither the broker's own (that of broker.external_url) nor one of
+cross-site`) or its `Origin` is neither the broker's own (that of broker.external_url, or the scheme and Host the
+request itself was sent to, which is what a same-origin page such as the dashboard at /ui/ sends) nor one of
 broker.cors_origins; a cross-site request from a listed origin (a web UI served elsewhere) is let through.
 Clients that are not browsers (curl, faice, requests) send neither header and are not affected.
 
@@ -50,18 +51,20 @@ class CrossSitePolicy:
 
     def __init__(self, external_url, cors_origins=()):
         self.cors_origins = {normalized_origin(origin): origin for origin in cors_origins or ()}
-        self.own_origin = normalized_origin(external_url)
+        self.own_origin = normalized_origin(external_url) if external_url else None
 
     def cors_origin(self, origin):
         """The listed origin to answer `origin` with, or None (not listed, or CORS off)."""
         return self.cors_origins.get(normalized_origin(origin)) if origin else None
 
-    def refusal(self, method, origin, fetch_site):
-        """Why a request is refused as cross-site (a message), or None when it may go on."""
+    def refusal(self, method, origin, fetch_site, request_origin=None):
+        """Why a request is refused as cross-site (a message), or None when it may go on. `request_origin`: the
+        scheme and Host the request was sent to."""
         if method.upper() in SAFE_METHODS:
             return None
         listed = self.cors_origin(origin) is not None
-        if origin is not None and not listed and normalized_origin(origin) != self.own_origin:
+        own = {self.own_origin, normalized_origin(request_origin)} - {None}
+        if origin is not None and not listed and normalized_origin(origin) not in own:
             return 'cross-site request refused: origin {} may not change anything here'.format(origin[:100])
         if (fetch_site or '').strip().lower() == 'cross-site' and not listed:
             return 'cross-site request refused: the browser marked it as sent for another site'
@@ -70,7 +73,7 @@ class CrossSitePolicy:
 
 def register_cross_site(app, conf):
     """The before- and after-request hooks of the policy for `conf`."""
-    policy = CrossSitePolicy(conf['broker']['external_url'], conf['broker'].get('cors_origins'))
+    policy = CrossSitePolicy(conf['broker'].get('external_url'), conf['broker'].get('cors_origins'))
 
     @app.before_request
     def refuse_cross_site():
@@ -85,7 +88,7 @@ def register_cross_site(app, conf):
                     'Access-Control-Max-Age': str(PREFLIGHT_MAX_AGE_S)})
                 del preflight.headers['Content-Type']  # no body
                 return preflight
-        reason = policy.refusal(request.method, origin, request.headers.get('Sec-Fetch-Site'))
+        reason = policy.refusal(request.method, origin, request.headers.get('Sec-Fetch-Site'), request.host_url)
         if reason:
             raise ApiError(403, reason)
         return None

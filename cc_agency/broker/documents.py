@@ -1,12 +1,14 @@
 """How stored documents are shown by the API: string ids, masked secrets, no internal fields, and the field names
 of cc-agency 9.3 that its web UI reads (in addition to this API's own)."""
+from cc_agency.batch_counts import COUNTS
 from cc_agency.secrets import MASK, mask_batch_secrets, replace_protected
 
 
 def experiment_json(doc, batch_counts=None):
-    """`batch_counts`: {state: n} of its batches (cc_agency.broker.batch_counts), shown as `batchCounts`."""
+    """`batch_counts`: {state: n} of its batches (cc_agency.batch_counts), shown as `batchCounts`."""
     out = dict(doc)
     out['_id'] = str(doc['_id'])
+    out.pop(COUNTS, None)  # internal: shown as batchCounts
     if batch_counts is not None:
         out['batchCounts'] = batch_counts
     image = out.get('container', {}).get('settings', {}).get('image', {})

@@ -12,7 +12,7 @@ import time
 import pymongo.errors
 import zmq
 
-from cc_agency import registration
+from cc_agency import batch_counts, registration
 from cc_agency.controller import jobs
 from cc_agency.controller.connector_checks import CheckWatcher
 from cc_agency.controller.engines import Engine
@@ -114,6 +114,9 @@ class Controller:
         while not self.stopping.is_set():
             try:
                 ensure_indexes(self.db)
+                # before any thread of this process changes a batch: counters a dead process left one off are mended
+                recounted = batch_counts.recount_unfinished(self.db)
+                log.info('batch counts of %d experiments with unfinished batches checked', recounted)
                 return
             except pymongo.errors.ConnectionFailure as e:
                 log.warning('waiting for the database (%s)', type(e).__name__)

@@ -193,7 +193,8 @@ class SchedulePass:
 
     def _schedule(self, batch, placement, experiment):
         attempt = batch.get('attempts', 0) + 1
-        if self.scheduler.lifecycle.schedule(batch['_id'], attempt, placement.node, placement.gpu_ids):
+        if self.scheduler.lifecycle.schedule(batch['_id'], batch['experimentId'], attempt, placement.node,
+                                             placement.gpu_ids):
             self.scheduler.launch(batch['_id'], placement.node, attempt, placement.gpu_ids)
             if jobs.connector_checks_pending(experiment):
                 self.scheduler.watch_checks(batch['_id'], attempt, placement.node)

@@ -4,9 +4,9 @@ is for."""
 import requests
 from bson import ObjectId
 
-from cc_agency import transitions
-from cc_agency.broker.batch_counts import batch_counts
-from cc_agency.db import BATCHES
+from cc_agency.batch_counts import batch_counts, recount_unfinished
+from cc_agency.db import BATCHES, EXPERIMENTS
+from cc_agency.transitions import AttemptFailed, BatchLifecycle
 from tests.integration.api_support import PASSWORD, broker  # noqa: F401 (fixture)
 
 STATES = ('registered', 'scheduled', 'processing', 'succeeded', 'failed', 'cancelled')
@@ -54,9 +54,15 @@ def test_token_says_who_it_is_for(broker):
 
 
 def _move(db, batch_id, *states):
+    """Move a batch through its first attempt by the life cycle's own operations (no controller runs here)."""
+    lifecycle = BatchLifecycle(db, attempts_to_fail=1)
+    moves = {'scheduled': lambda b: lifecycle.schedule(b['_id'], b['experimentId'], 1, 'node1', ()),
+             'processing': lambda b: lifecycle.start(b, 1, 'node1'),
+             'succeeded': lambda b: lifecycle.succeed(b, 1, 'node1', None),
+             'failed': lambda b: lifecycle.fail_attempt(b, None, 1, 'node1', AttemptFailed(['exit 1'])) == 'failed',
+             'cancelled': lifecycle.cancel}
     for state in states:
-        batch = db[BATCHES].find_one({'_id': ObjectId(batch_id)})
-        assert transitions.transition(db, batch, state, node='node1' if state != 'registered' else None)
+        assert moves[state](db[BATCHES].find_one({'_id': ObjectId(batch_id)}))
 
 
 def test_experiments_carry_batch_counts_by_state(broker):
@@ -80,7 +86,24 @@ def test_experiments_carry_batch_counts_by_state(broker):
 def test_batch_counts_of_no_experiment_and_of_an_unknown_one(broker):
     unknown = str(ObjectId())
     assert batch_counts(broker.db, []) == {}
-    assert batch_counts(broker.db, [unknown]) == {unknown: dict.fromkeys(STATES, 0)}
+    assert batch_counts(broker.db, [{'_id': unknown}]) == {unknown: dict.fromkeys(STATES, 0)}
+
+
+def test_counters_a_dead_process_left_one_off_are_mended_by_a_recount(broker):
+    """The counters follow each transition in a second write; the controller recounts unfinished experiments
+    when it starts. An experiment stored before counters existed is counted from its batches."""
+    session = broker.user_session('recount')
+    experiment_id = broker.submit(session, batches=3)
+    first = broker.get(session, '/batches', experimentId=experiment_id, ascending='true').json()[0]['_id']
+    _move(broker.db, first, 'scheduled')
+    right = {'registered': 2, 'scheduled': 1, 'processing': 0, 'succeeded': 0, 'failed': 0, 'cancelled': 0}
+    assert broker.get(session, '/experiments/' + experiment_id).json()['batchCounts'] == right
+    broker.db[EXPERIMENTS].update_one({'_id': ObjectId(experiment_id)}, {'$inc': {'stateCounts.scheduled': 1}})
+    assert broker.get(session, '/experiments/' + experiment_id).json()['batchCounts']['scheduled'] == 2
+    assert recount_unfinished(broker.db) >= 1
+    assert broker.get(session, '/experiments/' + experiment_id).json()['batchCounts'] == right
+    broker.db[EXPERIMENTS].update_one({'_id': ObjectId(experiment_id)}, {'$unset': {'stateCounts': 1}})
+    assert broker.get(session, '/experiments/' + experiment_id).json()['batchCounts'] == right
 
 
 def test_batches_with_timeline_have_their_states_over_time_without_debug_info(broker):

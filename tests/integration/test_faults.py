@@ -182,7 +182,7 @@ def test_controller_killed_between_placing_and_starting_resumes_the_attempt(clus
     first, second = sorted(b['_id'] for b in batches_of(agency, session, experiment_id))
     with agency.database() as db:
         for batch_id, node in ((first, 'node1'), (second, 'node2')):  # what the dead controller's pass wrote
-            assert BatchLifecycle(db).schedule(ObjectId(batch_id), 1, node, gpu_ids=())
+            assert BatchLifecycle(db).schedule(ObjectId(batch_id), experiment_id, 1, node, gpu_ids=())
     engine_client = engines['node2'].client()
     try:  # ... and the container it had created for the second one, not started
         left = engine_client.containers.create(reds.TEST_IMAGE, ['true'], name=container_name(second, 1), labels={

@@ -1,13 +1,17 @@
 """Pure decisions of the controller: an attempt's outcome, reconciliation plans, job files, transitions."""
+import collections
+
+import hypothesis
+import hypothesis.strategies
 import pytest
 from bson import ObjectId
 
-from cc_agency import transitions
+from cc_agency import batch_counts, transitions
 from cc_agency.controller import jobs
 from cc_agency.controller.reconcile import plan_reconciliation
 from cc_agency.controller.runner import outcome_from_exit
 from cc_agency.transitions import AttemptFailed
-from cc_agency.states import state_after_failure
+from cc_agency.states import ALLOWED_TRANSITIONS, state_after_failure
 
 OK = {'state': 'succeeded', 'process': {'returnCode': 0}}
 FAILED = {'state': 'failed', 'debugInfo': ['command exited with code 3', 'boom']}
@@ -96,3 +100,24 @@ def test_terminal_transition_voids_secrets_in_the_same_write():
     assert 'inputs' not in transitions.transition_update(batch, 'registered')['$set']
     with pytest.raises(transitions.TransitionError):
         transitions.BatchLifecycle(None).cancel(dict(batch, state='succeeded'))
+
+
+@hypothesis.given(hypothesis.strategies.lists(hypothesis.strategies.integers(min_value=0, max_value=10 ** 6),
+                                              max_size=60), hypothesis.strategies.integers(min_value=1, max_value=8))
+def test_state_counters_follow_any_sequence_of_allowed_transitions(choices, batch_count):
+    """Counters changed by counter_update at each transition give what counting the batches gives."""
+    states = ['registered'] * batch_count
+    counters = {}
+    for choice in choices:
+        index = choice % batch_count
+        allowed = sorted(ALLOWED_TRANSITIONS[states[index]])
+        if not allowed:
+            continue
+        to_state = allowed[choice % len(allowed)]
+        update = batch_counts.counter_update(states[index], to_state)
+        for key, delta in (update or {'$inc': {}})['$inc'].items():
+            state = key.split('.', 1)[1]
+            counters[state] = counters.get(state, 0) + delta
+        states[index] = to_state
+    assert batch_counts.counts_from(batch_count, counters) == dict(
+        batch_counts.zero_counts(), **collections.Counter(states))

@@ -58,3 +58,12 @@ def test_cors_is_off_by_default():
     policy = CrossSitePolicy('https://example.com/cc')
     assert policy.cors_origins == {} and policy.cors_origin('https://ui.example.org') is None
     assert policy.refusal('POST', 'https://ui.example.org', 'cross-site')
+
+
+def test_a_page_of_the_address_the_request_was_sent_to_is_the_brokers_own():
+    """The dashboard at /ui/ of a broker reached by another name than external_url (or without one) may change
+    state; a page of another site may not, whatever address it sends to."""
+    assert POLICY.refusal('DELETE', 'http://127.0.0.1:8080', 'same-origin', 'http://127.0.0.1:8080/') is None
+    assert CrossSitePolicy(None).refusal('POST', 'http://127.0.0.1:8080', None, 'http://127.0.0.1:8080/') is None
+    assert CrossSitePolicy(None).refusal('POST', 'https://evil.example', None, 'http://127.0.0.1:8080/')
+    assert POLICY.refusal('DELETE', 'http://127.0.0.1:8080', 'same-origin', 'http://127.0.0.1:9090/')

@@ -1,7 +1,7 @@
 """GET /experiments, /experiments/count, /experiments/<id>; each experiment with its `batchCounts` by state."""
 from flask import Blueprint, jsonify
 
-from cc_agency.broker.batch_counts import batch_counts
+from cc_agency.batch_counts import batch_counts
 from cc_agency.broker.context import db, object_id, requires_auth, user_scope
 from cc_agency.broker.documents import experiment_json
 from cc_agency.broker.errors import not_found
@@ -16,7 +16,7 @@ FILTERS = ('username',)
 @requires_auth
 def list_experiments():
     page = find_page(db()[EXPERIMENTS], list_filter(FILTERS), {'cli': 0, 'pendingChunks': 0})
-    counts = batch_counts(db(), [doc['_id'] for doc in page])
+    counts = batch_counts(db(), page)
     return jsonify([experiment_json(doc, counts[str(doc['_id'])]) for doc in page])
 
 
@@ -33,4 +33,4 @@ def get_experiment(experiment_id):
                                      {'pendingChunks': 0})
     if doc is None:
         raise not_found('experiment')
-    return jsonify(experiment_json(doc, batch_counts(db(), [doc['_id']])[str(doc['_id'])]))
+    return jsonify(experiment_json(doc, batch_counts(db(), [doc])[str(doc['_id'])]))

@@ -15,6 +15,7 @@ from bson import ObjectId
 from flask import Blueprint, g, jsonify, request
 
 from cc_agency import registration
+from cc_agency.batch_counts import COUNTS
 from cc_agency.broker.context import bool_arg, broker, db, requires_auth
 from cc_agency.broker.errors import ApiError, bad_request
 from cc_agency.broker.storable import UnstorableError, check_storable
@@ -61,6 +62,7 @@ def register_red():
         'disableRetry': disable_retry,
         'disableConnectorValidation': disable_connector_validation,
         'batchCount': len(batches),
+        COUNTS: {},  # how many of its batches are in which state: kept by the life cycle (cc_agency.batch_counts)
     })
     database = db()
     try:
@@ -68,7 +70,7 @@ def register_red():
         experiment.update(seq=allocate_seq(database, EXPERIMENTS), batchSeq=first_seq)
         chunk_ids = registration.stage(database, experiment, [
             registration.new_batch(str(experiment_id), first_seq + index, username, registration_time, batch,
-                      experiment['requirements'])
+                                   experiment['requirements'])
             for index, batch in enumerate(batches)])
     except registration.BatchTooLarge as e:
         raise ApiError(413, 'the RED cannot be stored: {}'.format(e))

@@ -132,7 +132,7 @@ export function experimentView(main, {id, params}) {
   return {
     async refresh() {
       // the page of batches comes back fast whatever the experiment's size; the counts cost what the database
-      // takes to count its batches (cc_agency/broker/batch_counts.py), so the rows are shown without waiting
+      // takes to count its batches (cc_agency/batch_counts.py), so the rows are shown without waiting
       const batchesAnswer = get('batches', {experimentId: id, state: stateFilter || undefined,
         skip: page * PAGE_SIZE, limit: PAGE_SIZE, timeline: true});
       const experimentAnswer = get('experiments/' + id);

@@ -1,0 +1,90 @@
+"""How many batches of each experiment are in each state: the numbers behind every progress bar and count.
+
+Counting batches is slow on a large experiment (a MongoDB-wire server reads every batch it counts: seconds for
+100,000 on SecantusDB), so the experiment document keeps them: `stateCounts` holds how many of its batches are
+in each state other than `registered`, changed by BatchLifecycle (cc_agency/transitions.py) right after each
+transition it makes; `registered` is `batchCount` minus the others (a batch still staged by the registration counts
+as registered). The counter write follows the batch's own compare-and-set, so a process that dies between the two
+leaves a counter one off: the controller recounts the experiments with unfinished batches when it starts
+(`recount_unfinished`), and an experiment without `stateCounts` (stored before they existed) is counted instead.
+"""
+from bson import ObjectId
+
+from cc_agency.db import BATCHES, EXPERIMENTS
+from cc_agency.states import ALL_STATES, REGISTERED, TERMINAL_STATES
+
+COUNTS = 'stateCounts'
+COUNTED_STATES = tuple(state for state in ALL_STATES if state != REGISTERED)
+
+
+def zero_counts():
+    """{state: 0} for every batch state, in life-cycle order (pure)."""
+    return {state: 0 for state in ALL_STATES}
+
+
+def counts_from(batch_count, state_counts):
+    """{state: n} from an experiment's batchCount and stateCounts (pure)."""
+    counts = zero_counts()
+    for state in COUNTED_STATES:
+        counts[state] = max(0, int((state_counts or {}).get(state, 0)))
+    counts[REGISTERED] = max(0, batch_count - sum(counts[state] for state in COUNTED_STATES))
+    return counts
+
+
+def counter_update(from_state, to_state):
+    """The experiment's `$inc` for one batch moving from_state -> to_state (pure; None when nothing changes)."""
+    inc = {}
+    if from_state != REGISTERED:
+        inc['{}.{}'.format(COUNTS, from_state)] = -1
+    if to_state != REGISTERED:
+        inc['{}.{}'.format(COUNTS, to_state)] = 1
+    return {'$inc': inc} if inc else None
+
+
+def count_transition(db, experiment_id, from_state, to_state):
+    update = counter_update(from_state, to_state)
+    if update is not None and experiment_id:
+        db[EXPERIMENTS].update_one({'_id': ObjectId(experiment_id)}, update)
+
+
+def _aggregate(db, experiment_ids):
+    counts = {experiment_id: zero_counts() for experiment_id in experiment_ids}
+    if not experiment_ids:
+        return counts
+    pipeline = [
+        {'$match': {'experimentId': {'$in': list(experiment_ids)}}},
+        {'$group': {'_id': {'experimentId': '$experimentId', 'state': '$state'}, 'n': {'$sum': 1}}},
+    ]
+    for group in db[BATCHES].aggregate(pipeline):
+        experiment_id, state = group['_id']['experimentId'], group['_id']['state']
+        if state in counts.get(experiment_id, {}):
+            counts[experiment_id][state] = group['n']
+    return counts
+
+
+def batch_counts(db, experiments):
+    """{experiment id: {state: number of its batches}} of experiment documents (with batchCount and stateCounts),
+    every state present; those without stateCounts are counted in one aggregation."""
+    counts, uncounted = {}, []
+    for doc in experiments:
+        if COUNTS in doc and isinstance(doc.get('batchCount'), int):
+            counts[str(doc['_id'])] = counts_from(doc['batchCount'], doc[COUNTS])
+        else:
+            uncounted.append(str(doc['_id']))
+    counts.update(_aggregate(db, uncounted))
+    return counts
+
+
+def recount(db, experiment_id):
+    """Set an experiment's stateCounts from its batches (slow on a large experiment; see the module docstring)."""
+    counts = _aggregate(db, [str(experiment_id)])[str(experiment_id)]
+    db[EXPERIMENTS].update_one({'_id': ObjectId(experiment_id)},
+                               {'$set': {COUNTS: {state: counts[state] for state in COUNTED_STATES}}})
+
+
+def recount_unfinished(db):
+    """Recount every experiment that still has a batch that has not ended; returns how many were recounted."""
+    experiment_ids = db[BATCHES].distinct('experimentId', {'state': {'$nin': list(TERMINAL_STATES)}})
+    for experiment_id in experiment_ids:
+        recount(db, experiment_id)
+    return len(experiment_ids)
