@@ -33,9 +33,9 @@ from cc_agency.batch_counts import batch_counts, recount  # noqa: E402
 from cc_agency.broker.routes.red import new_batch  # noqa: E402
 from cc_agency.db import allocate_seq, ensure_indexes  # noqa: E402
 from tests import reds  # noqa: E402
-from tests.services import MongoServer  # noqa: E402
-from tests.services.agency import agency_config  # noqa: E402
-from tests.services.broker import BrokerServer  # noqa: E402
+from localcluster import MongoServer  # noqa: E402
+from localcluster.agency import agency_config  # noqa: E402
+from localcluster.broker import BrokerServer  # noqa: E402
 
 PASSWORD = 'bench-ui-password'
 PAGE_BATCHES = 50  # what the experiment page shows (cc_agency/broker/ui/static/views/experiment.js)

@@ -75,6 +75,14 @@ def batch_counts(db, experiments):
     return counts
 
 
+def total(db, experiment_filter, state=None):
+    """How many batches the experiments matching `experiment_filter` have (in `state`, or in all states): one read
+    of their counters, whatever the number of batches."""
+    experiments = list(db[EXPERIMENTS].find(experiment_filter, {'batchCount': 1, COUNTS: 1}))
+    counts = batch_counts(db, experiments).values()
+    return sum(c[state] if state else sum(c.values()) for c in counts)
+
+
 def recount(db, experiment_id):
     """Set an experiment's stateCounts from its batches (slow on a large experiment; see the module docstring)."""
     counts = _aggregate(db, [str(experiment_id)])[str(experiment_id)]

@@ -7,9 +7,10 @@ many of them:
 - per client address: ADDRESS_ATTEMPTS_FACTOR x `num_login_attempts` failures within `block_for_seconds`, whatever
   the usernames (random names would otherwise each cost a bcrypt check). IPv6 clients count per /64 network,
   the block one end user gets;
-- an attempt is recorded as a failure *before* its hash is computed and the counts are read after that write, so
-  parallel guesses see each other and no more than the limit are ever checked; a right password removes its
-  record again;
+- an attempt is recorded as a failure *before* its hash is computed and the attempts recorded before it are
+  counted after that write, so parallel guesses see each other and no more than the limit are checked (record ids
+  order the attempts; those of different broker processes within one second in an order of their own); a right
+  password removes its record again;
 - at most MAX_CONCURRENT_PASSWORD_CHECKS bcrypt checks run at once per process; a check that waits longer than
   PASSWORD_CHECK_WAIT_S is not done (503).
 Failures are kept in the `login_failures` collection, shared by all broker processes.
@@ -68,10 +69,10 @@ def address_limit(auth_conf):
     return ADDRESS_ATTEMPTS_FACTOR * auth_conf['num_login_attempts']
 
 
-def _recent_times(db, field, value, limit, window_s, exclude_id=None):
+def _recent_times(db, field, value, limit, window_s, before_id=None):
     query = {field: value, 'time': {'$gt': now() - window_s}}
-    if exclude_id is not None:
-        query['_id'] = {'$ne': exclude_id}
+    if before_id is not None:
+        query['_id'] = {'$lt': before_id}
     cursor = db[LOGIN_FAILURES].find(query, {'time': 1}).sort('time', pymongo.DESCENDING).limit(limit)
     return [record['time'] for record in cursor]
 
@@ -95,7 +96,10 @@ def begin_attempt(db, username, address, auth_conf):
     attempt_id = db[LOGIN_FAILURES].insert_one({'username': username, 'address': address, 'time': now()}).inserted_id
     for field, value, limit in (('username', username, auth_conf['num_login_attempts']),
                                 ('address', address, address_limit(auth_conf))):
-        others = _recent_times(db, field, value, limit, window_s, exclude_id=attempt_id)
+        # only the attempts recorded before this one count: of parallel guesses the first `limit` are checked (and
+        # stay on record, so the name is blocked afterwards), the others refused; counting every other attempt
+        # would let guesses that arrive together refuse each other and leave no failure on record
+        others = _recent_times(db, field, value, limit, window_s, before_id=attempt_id)
         seconds = blocked_for_s(others, limit, window_s, now())
         if seconds:
             cancel_attempt(db, attempt_id)

@@ -5,6 +5,7 @@ import pymongo.monitoring
 import pytest
 from bson import ObjectId
 
+from cc_agency.batch_counts import recount
 from cc_agency.broker.listing import find_page
 from cc_agency.broker.routes.batches import LIST_PROJECTION
 from cc_agency.db import last_seq
@@ -25,6 +26,8 @@ def data(broker):
              (batches[e3][1], 'scheduled', 'node-a')]
     for batch_id, state, node in moves:
         broker.db['batches'].update_one({'_id': ObjectId(batch_id)}, {'$set': {'state': state, 'node': node}})
+    for experiment_id in experiments:  # the counters the life cycle keeps with each move
+        recount(broker.db, experiment_id)
     return {'alice': alice, 'bob': bob, 'admin': admin, 'experiments': experiments, 'batches': batches,
             'users': {alice.username, bob.username}}
 

@@ -95,7 +95,7 @@ def test_pip_install_gives_the_dashboard_with_all_its_files(uwsgi_broker, venv):
     """`pip install .` alone (no build step) puts every file of the dashboard into the package, and the broker
     under uwsgi serves them."""
     from pathlib import Path
-    from tests.services.broker import REPO, site_packages
+    from localcluster.broker import REPO, site_packages
     source = Path(REPO) / 'cc_agency' / 'broker' / 'ui' / 'static'
     installed = Path(site_packages(venv)) / 'cc_agency' / 'broker' / 'ui' / 'static'
     names = sorted(str(p.relative_to(source)) for p in source.rglob('*') if p.is_file())

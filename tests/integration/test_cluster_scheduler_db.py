@@ -61,8 +61,8 @@ def test_a_pass_reads_about_what_it_places_whatever_the_queue_length(counted_db)
     scheduler = RecordingScheduler(db, nodes(2, 5 * 512))
     commands.reset()
     assert scheduler.run_pass() == 10
-    # active batches, one page of the queue, its experiment; one conditional update per placement
-    assert commands.commands == {'find': 3, 'update': 10}
+    # active batches, one page of the queue, its experiment; per placement a conditional update and its counter
+    assert commands.commands == {'find': 3, 'update': 20}
     assert commands.documents <= 2 * 10 * 2 + 1  # a page holds what the room could take at 256 MiB a batch
     commands.reset()
     assert scheduler.run_pass() == 0

@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests import reds
-from tests.services.agency import REPO, Agency, agency_config
+from localcluster.agency import REPO, Agency, agency_config
 
 SCREENSHOTS = os.path.join(REPO, '.cache', 'screenshots')
 CHROMIUM = '/usr/bin/chromium'

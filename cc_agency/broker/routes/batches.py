@@ -2,6 +2,7 @@
 from bson import ObjectId
 from flask import Blueprint, Response, jsonify
 
+from cc_agency import batch_counts
 from cc_agency.broker.context import bool_arg, broker, db, object_id, requires_auth, user_scope
 from cc_agency.broker.documents import batch_json
 from cc_agency.broker.errors import ApiError, not_found
@@ -76,7 +77,13 @@ def _timeline(history):
 @blueprint.get('/batches/count')
 @requires_auth
 def count_batches():
-    return jsonify({'count': db()[BATCHES].count_documents(list_filter(FILTERS))})
+    query = list_filter(FILTERS)
+    if 'node' in query:  # nodes are not counted per experiment
+        return jsonify({'count': db()[BATCHES].count_documents(query)})
+    experiments = {field: query[field] for field in ('username',) if field in query}
+    if 'experimentId' in query:
+        experiments['_id'] = ObjectId(query['experimentId'])
+    return jsonify({'count': batch_counts.total(db(), experiments, query.get('state'))})
 
 
 @blueprint.get('/batches/<batch_id>')
