@@ -313,11 +313,17 @@ def timed_get_ms(subject, path, params, headers, runs):
     return statistics.median(samples)
 
 
-def passes_during(agency, seconds):
-    """The scheduling passes the controller logs during the next `seconds`: [(scheduled, ms)]."""
+def passes_during(agency, seconds, min_passes=3, max_s=300):
+    """The scheduling passes the controller logs from now on: [(scheduled, ms)], for at least `seconds` and until
+    `min_passes` were logged (a pass over a long queue can take longer than the window), at most `max_s`."""
     start = len(agency.controller_log())
-    time.sleep(seconds)
-    return pass_durations_ms(agency.controller_log()[start:])
+    t0 = time.monotonic()
+    while True:
+        time.sleep(1)
+        passes = pass_durations_ms(agency.controller_log()[start:])
+        waited_s = time.monotonic() - t0
+        if (waited_s >= seconds and len(passes) >= min_passes) or waited_s >= max_s:
+            return passes
 
 
 def describe_passes(passes):
