@@ -25,7 +25,6 @@ import tempfile
 import time
 
 import requests
-import yaml
 
 from tests.services.broker import DEBIAN_PYTHON, UWSGI, UwsgiBroker, site_packages
 from tests.services.images import BUSYBOX_IMAGE

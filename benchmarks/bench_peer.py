@@ -235,6 +235,8 @@ def measure(subject, env, args):
     figures['makespan_s'] = last - t0
     figures['machine_cpu_s'] = cpu['machine']
     figures['controller_cpu_s'] = cpu['controller']
+    # what the processes of this comparison spent: on a machine shared with other work, steadier than the machine's
+    figures['own_cpu_s'] = sum(cpu[name] for name in ('controller', 'brokers', 'dockerd', 'secantusdb')) + containers
     print('  {} batches: makespan {:.1f} s, machine {:.1f} CPU-s (load average before {:.2f}); controller {:.2f}, '
           'brokers {:.2f}, dockerd {:.2f}, containerd {:.2f}, SecantusDB {:.2f}, in containers {:.2f} CPU-s'.format(
               args.batches, figures['makespan_s'], cpu['machine'], load_before, cpu['controller'], cpu['brokers'],
@@ -298,6 +300,9 @@ def side_by_side(env, args):
     print('\n{} ({} image, {}, {} CPUs)'.format(time.strftime('%Y-%m-%d %H:%M'),
                                                'compiled' if args.compiled else 'no-.pyc', env.image, os.cpu_count()))
     print('\n'.join(table(peer, this, args.latency_runs, args.batches)))
+    print('CPU of the processes started for those {} batches (agency, dockerd with containerd, SecantusDB, '
+          'containers): 9.3 {:.1f} CPU-s, this project {:.1f} CPU-s, ratio {:.2f}'.format(
+              args.batches, peer['own_cpu_s'], this['own_cpu_s'], this['own_cpu_s'] / peer['own_cpu_s']))
 
 
 # ------------------------------------------------------------------------------------------------ the big queue
@@ -379,13 +384,13 @@ def queue_phase(env, args, venv, experiments, batches_each):
         figures['count_ms'] = timed_get_ms(subject, '/batches/count', {'state': 'registered'}, admin, args.get_runs)
         figures['list_ms'] = timed_get_ms(subject, '/batches', {'state': 'registered', 'limit': 100}, admin,
                                           args.get_runs)
-        print('  {} x {:,}: POSTs {:.1f} s (median {:.2f} s each), all {:,} inserted after {:.1f} s ({:,.0f} batches/s);'
-              ' {:,} registered; passes: {}; OTHER 1 batch idle {:.2f} s, under the queue {} s; admin count {:.0f} ms, '
-              'list {:.0f} ms'.format(experiments, batches_each, figures['post_total_s'], figures['post_median_s'],
-                                      total, registered_s, figures['register_rate'], figures['queued'],
-                                      describe_passes(figures['passes']), figures['idle_latency_s'],
-                                      ', '.join('{:.2f}'.format(s) for s in loaded), figures['count_ms'],
-                                      figures['list_ms']))
+        print('  {} x {:,}: POSTs {:.1f} s (median {:.2f} s each), all {:,} inserted after {:.1f} s '
+              '({:,.0f} batches/s); {:,} registered; passes: {}; another user\'s 1 batch idle {:.2f} s, with the '
+              'queue {} s; admin count {:.0f} ms, list {:.0f} ms'.format(
+                  experiments, batches_each, figures['post_total_s'], figures['post_median_s'], total, registered_s,
+                  figures['register_rate'], figures['queued'], describe_passes(figures['passes']),
+                  figures['idle_latency_s'], ', '.join('{:.2f}'.format(s) for s in loaded), figures['count_ms'],
+                  figures['list_ms']))
     return figures
 
 
@@ -400,18 +405,22 @@ def big_queue(env, args):
     big = queue_phase(env, args, venv, big_experiments, big_each)
     print('\n{} (this project, {} image)'.format(time.strftime('%Y-%m-%d %H:%M'),
                                                  'compiled' if args.compiled else 'no-.pyc'))
-    print('| work | {:,} queued | {:,} queued |'.format(small_each, big_experiments * big_each))
-    print('|---|---|---|')
-    print('| other user\'s 1-batch experiment, POST -> succeeded (idle: {:.2f} / {:.2f} s) | {:.2f} s | {:.2f} s |'.format(
-        small['idle_latency_s'], big['idle_latency_s'], small['loaded_latency_s'], big['loaded_latency_s']))
-    print('| GET /batches/count?state=registered (admin) | {:.0f} ms | {:.0f} ms |'.format(small['count_ms'],
-                                                                                       big['count_ms']))
-    print('| GET /batches?state=registered&limit=100 (admin) | {:.0f} ms | {:.0f} ms |'.format(small['list_ms'],
-                                                                                             big['list_ms']))
-    print('| registering: the POSTs / until all inserted | {:.1f} s / {:.1f} s ({:,.0f} batches/s) | {:.1f} s / {:.1f} s '
-          '({:,.0f} batches/s) |'.format(small['post_total_s'], small['registered_s'], small['register_rate'],
-                                         big['post_total_s'], big['registered_s'], big['register_rate']))
-    print('| scheduling pass | {} | {} |'.format(describe_passes(small['passes']), describe_passes(big['passes'])))
+    print('\n'.join(queue_table(small_each, big_experiments * big_each, small, big)))
+
+
+def queue_table(small_n, big_n, small, big):
+    """The big-queue figures as Markdown table lines: a column per queue length."""
+    def row(label, key, template):
+        return '| {} | {} | {} |'.format(label, template.format(small[key]), template.format(big[key]))
+    return ['| work | {:,} queued | {:,} queued |'.format(small_n, big_n), '|---|---|---|',
+            row('another user\'s 1-batch experiment, POST -> succeeded, idle', 'idle_latency_s', '{:.2f} s'),
+            row('the same with the queue', 'loaded_latency_s', '{:.2f} s'),
+            row('GET /batches/count?state=registered (admin)', 'count_ms', '{:,.0f} ms'),
+            row('GET /batches?state=registered&limit=100 (admin)', 'list_ms', '{:,.0f} ms'),
+            row('registering: the POSTs', 'post_total_s', '{:.1f} s'),
+            row('registering: until the registrar has inserted all', 'registered_s', '{:.1f} s'),
+            row('registering: rate', 'register_rate', '{:,.0f} batches/s'),
+            '| scheduling pass | {} | {} |'.format(describe_passes(small['passes']), describe_passes(big['passes']))]
 
 
 # ------------------------------------------------------------------------------------------------ main
