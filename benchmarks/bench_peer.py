@@ -218,14 +218,17 @@ def measure(subject, env, args):
 
     red_n = experiment_red(env.files, env.image, subject, args.batches, subject.name + '-many')
     roots = dict(subject.agency.pids(), dockerd=env.engine.pid, containerd=containerd_pid(env.engine),
-                 secantusdb=env.mongo.pid)
+                 secantusdb=env.mongo.pid, registry=env.registry.process.pid)
     load_before = os.getloadavg()[0]
     containers_before = containers_cpu_s([env.engine])
     meter = CpuMeter(roots).start()
+    # the harness: this process alone (file server threads, the poll of the database); its tree holds everything
+    harness_before = time.process_time()
     t0 = time.time()  # the clock of the batches' history
     experiment_id = post_red(subject, red_n)
     last = wait_terminal(subject.db, experiment_id, args.batches)
     cpu = meter.stop()
+    cpu['harness'] = time.process_time() - harness_before
     containers = containers_cpu_s([env.engine]) - containers_before
     states = {}
     for batch in subject.db.batches.find({'experimentId': experiment_id}, {'state': 1}):
@@ -236,11 +239,14 @@ def measure(subject, env, args):
     figures['machine_cpu_s'] = cpu['machine']
     figures['controller_cpu_s'] = cpu['controller']
     # what the processes of this comparison spent: on a machine shared with other work, steadier than the machine's
-    figures['own_cpu_s'] = sum(cpu[name] for name in ('controller', 'brokers', 'dockerd', 'secantusdb')) + containers
+    figures['own_cpu_s'] = containers + sum(cpu[name] for name in (
+        'controller', 'brokers', 'dockerd', 'secantusdb', 'registry', 'harness'))
     print('  {} batches: makespan {:.1f} s, machine {:.1f} CPU-s (load average before {:.2f}); controller {:.2f}, '
-          'brokers {:.2f}, dockerd {:.2f}, containerd {:.2f}, SecantusDB {:.2f}, in containers {:.2f} CPU-s'.format(
+          'brokers {:.2f}, dockerd {:.2f}, containerd {:.2f}, SecantusDB {:.2f}, registry {:.2f}, harness {:.2f}, '
+          'in containers {:.2f} CPU-s'.format(
               args.batches, figures['makespan_s'], cpu['machine'], load_before, cpu['controller'], cpu['brokers'],
-              cpu['dockerd'] - cpu['containerd'], cpu['containerd'], cpu['secantusdb'], containers))
+              cpu['dockerd'] - cpu['containerd'], cpu['containerd'], cpu['secantusdb'], cpu['registry'],
+              cpu['harness'], containers))
 
     url = '{}/batches/{}'.format(subject.url, batch_id)
     token_args = ['-H', 'Authorization: ' + subject.headers['Authorization']]
@@ -256,8 +262,9 @@ def measure(subject, env, args):
 class Environment:
     """The services both agencies share."""
 
-    def __init__(self, mongo, engine, client, files, image):
-        self.mongo, self.engine, self.client, self.files, self.image = mongo, engine, client, files, image
+    def __init__(self, mongo, engine, client, files, registry, image):
+        self.mongo, self.engine, self.client, self.files = mongo, engine, client, files
+        self.registry, self.image = registry, image
         self.mongo_client = mongo.client()
 
 
@@ -300,8 +307,8 @@ def side_by_side(env, args):
     print('\n{} ({} image, {}, {} CPUs)'.format(time.strftime('%Y-%m-%d %H:%M'),
                                                'compiled' if args.compiled else 'no-.pyc', env.image, os.cpu_count()))
     print('\n'.join(table(peer, this, args.latency_runs, args.batches)))
-    print('CPU of the processes started for those {} batches (agency, dockerd with containerd, SecantusDB, '
-          'containers): 9.3 {:.1f} CPU-s, this project {:.1f} CPU-s, ratio {:.2f}'.format(
+    print('CPU of the processes started for those {} batches (agency, dockerd with containerd, SecantusDB, registry, '
+          'harness, containers): 9.3 {:.1f} CPU-s, this project {:.1f} CPU-s, ratio {:.2f}'.format(
               args.batches, peer['own_cpu_s'], this['own_cpu_s'], this['own_cpu_s'] / peer['own_cpu_s']))
 
 
@@ -459,7 +466,7 @@ def main():
             client = engine.client()
             try:
                 image = peer_image.publish(client, registry, compiled=args.compiled)
-                env = Environment(mongo, engine, client, files, image)
+                env = Environment(mongo, engine, client, files, registry, image)
                 try:
                     big_queue(env, args) if args.big_queue else side_by_side(env, args)
                 finally:
