@@ -58,6 +58,7 @@ USER, PASSWORD = 'bench', 'bench-password'
 ADMIN, ADMIN_PASSWORD = 'bench-admin', 'bench-admin-password'
 OTHER, OTHER_PASSWORD = 'other', 'other-password'
 NODE = 'node1'
+UNREACHABLE_LINE = 'database unreachable ('  # cc_agency/controller/daemon.py: a round that failed
 PASS_LINE = re.compile(r'scheduling pass: (\d+) scheduled in ([\d.]+) ms')
 
 # (label, key, unit, goal operator, goal bound); ratio = this project / 9.3
@@ -156,6 +157,10 @@ def wait_online(subject, timeout_s=90):
     raise RuntimeError('{}: no node online after {} s: {}'.format(subject.name, timeout_s, nodes))
 
 
+class BatchTimeout(RuntimeError):
+    """A batch that was not terminal in time."""
+
+
 def one_batch_s(subject, red, headers=None, timeout_s=120):
     """POST /red of a one-batch RED until its batch reads succeeded (polled every 10 ms); (seconds, batch id)."""
     headers = headers or subject.headers
@@ -168,7 +173,7 @@ def one_batch_s(subject, red, headers=None, timeout_s=120):
         if batches and batches[0]['state'] in TERMINAL:
             break
         if time.perf_counter() > deadline:
-            raise RuntimeError('{}: batch not terminal after {} s: {}'.format(subject.name, timeout_s, batches))
+            raise BatchTimeout('{}: batch not terminal after {} s: {}'.format(subject.name, timeout_s, batches))
         time.sleep(0.01)
     total_s = time.perf_counter() - t0
     if batches[0]['state'] != 'succeeded':
@@ -326,16 +331,18 @@ def timed_get_ms(subject, path, params, headers, runs):
 
 
 def passes_during(agency, seconds, min_passes=3, max_s=300):
-    """The scheduling passes the controller logs from now on: [(scheduled, ms)], for at least `seconds` and until
-    `min_passes` were logged (a pass over a long queue can take longer than the window), at most `max_s`."""
+    """The scheduling passes the controller logs from now on, for at least `seconds` and until `min_passes` were
+    logged (a pass over a long queue can take longer than the window), at most `max_s`: ([(scheduled, ms)], how
+    many rounds it logged as failed because the database did not answer)."""
     start = len(agency.controller_log())
     t0 = time.monotonic()
     while True:
         time.sleep(1)
-        passes = pass_durations_ms(agency.controller_log()[start:])
+        text = agency.controller_log()[start:]
+        passes = pass_durations_ms(text)
         waited_s = time.monotonic() - t0
         if (waited_s >= seconds and len(passes) >= min_passes) or waited_s >= max_s:
-            return passes
+            return passes, text.count(UNREACHABLE_LINE)
 
 
 def describe_passes(passes):
@@ -383,21 +390,31 @@ def queue_phase(env, args, venv, experiments, batches_each):
         registered_s = time.perf_counter() - t0
         figures.update(post_total_s=sum(post_s), post_median_s=statistics.median(post_s), registered_s=registered_s,
                        register_rate=total / registered_s)
+        # printed as they come, so that a run cut short keeps what it measured
+        print('  {} x {:,}: POSTs {:.1f} s (median {:.2f} s each), all {:,} inserted after {:.1f} s ({:,.0f} '
+              'batches/s); another user\'s 1 batch idle {:.2f} s'.format(
+                  experiments, batches_each, figures['post_total_s'], figures['post_median_s'], total, registered_s,
+                  figures['register_rate'], figures['idle_latency_s']), flush=True)
         time.sleep(2)  # the registrar's last round and its wake-up of the scheduler are over
-        figures['passes'] = passes_during(agency, args.pass_window_s)
+        figures['passes'], figures['failed_passes'] = passes_during(agency, args.pass_window_s)
         figures['queued'] = subject.db.batches.count_documents({'state': 'registered'})
-        loaded = [one_batch_s(subject, red_other, other)[0] for _ in range(args.latency_runs)]
-        figures['loaded_latency_s'] = statistics.median(loaded)
+        print('  {:,} registered; passes: {}; {} rounds failed (database unreachable)'.format(
+            figures['queued'], describe_passes(figures['passes']), figures['failed_passes']), flush=True)
+        loaded = []
+        for _ in range(args.latency_runs):
+            try:
+                loaded.append(one_batch_s(subject, red_other, other, timeout_s=args.loaded_timeout_s)[0])
+            except BatchTimeout:
+                loaded.append(None)
+        done = [s for s in loaded if s is not None]
+        figures['loaded_latency_s'] = statistics.median(done) if done else None
+        print('  another user\'s 1 batch with the queue: {} s'.format(', '.join(
+            '{:.2f}'.format(s) if s is not None else '>{:.0f}'.format(args.loaded_timeout_s) for s in loaded)),
+            flush=True)
         figures['count_ms'] = timed_get_ms(subject, '/batches/count', {'state': 'registered'}, admin, args.get_runs)
         figures['list_ms'] = timed_get_ms(subject, '/batches', {'state': 'registered', 'limit': 100}, admin,
                                           args.get_runs)
-        print('  {} x {:,}: POSTs {:.1f} s (median {:.2f} s each), all {:,} inserted after {:.1f} s '
-              '({:,.0f} batches/s); {:,} registered; passes: {}; another user\'s 1 batch idle {:.2f} s, with the '
-              'queue {} s; admin count {:.0f} ms, list {:.0f} ms'.format(
-                  experiments, batches_each, figures['post_total_s'], figures['post_median_s'], total, registered_s,
-                  figures['register_rate'], figures['queued'], describe_passes(figures['passes']),
-                  figures['idle_latency_s'], ', '.join('{:.2f}'.format(s) for s in loaded), figures['count_ms'],
-                  figures['list_ms']))
+        print('  admin: count {:.0f} ms, list {:.0f} ms'.format(figures['count_ms'], figures['list_ms']), flush=True)
     return figures
 
 
@@ -417,17 +434,19 @@ def big_queue(env, args):
 
 def queue_table(small_n, big_n, small, big):
     """The big-queue figures as Markdown table lines: a column per queue length."""
-    def row(label, key, template):
-        return '| {} | {} | {} |'.format(label, template.format(small[key]), template.format(big[key]))
+    def row(label, key, template, missing='-'):
+        cells = [template.format(f[key]) if f.get(key) is not None else missing for f in (small, big)]
+        return '| {} | {} | {} |'.format(label, *cells)
     return ['| work | {:,} queued | {:,} queued |'.format(small_n, big_n), '|---|---|---|',
             row('another user\'s 1-batch experiment, POST -> succeeded, idle', 'idle_latency_s', '{:.2f} s'),
-            row('the same with the queue', 'loaded_latency_s', '{:.2f} s'),
+            row('the same with the queue', 'loaded_latency_s', '{:.2f} s', 'not succeeded in time'),
             row('GET /batches/count?state=registered (admin)', 'count_ms', '{:,.0f} ms'),
             row('GET /batches?state=registered&limit=100 (admin)', 'list_ms', '{:,.0f} ms'),
             row('registering: the POSTs', 'post_total_s', '{:.1f} s'),
             row('registering: until the registrar has inserted all', 'registered_s', '{:.1f} s'),
             row('registering: rate', 'register_rate', '{:,.0f} batches/s'),
-            '| scheduling pass | {} | {} |'.format(describe_passes(small['passes']), describe_passes(big['passes']))]
+            '| scheduling pass | {} | {} |'.format(describe_passes(small['passes']), describe_passes(big['passes'])),
+            row('rounds failed meanwhile (database unreachable)', 'failed_passes', '{}')]
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -445,6 +464,8 @@ def main():
     parser.add_argument('--concurrency', type=int, default=4, help='clients of the token and GET / rows')
     parser.add_argument('--get-runs', type=int, default=5, help='big queue: calls of each admin GET')
     parser.add_argument('--pass-window-s', type=float, default=None, help='big queue: seconds of logged passes')
+    parser.add_argument('--loaded-timeout-s', type=float, default=600,
+                        help="big queue: how long another user's batch may take with the queue")
     parser.add_argument('--venv93', default=agency93.DEFAULT_VENV)
     parser.add_argument('--venv-this', default=agency_uwsgi.DEFAULT_VENV)
     args = parser.parse_args()

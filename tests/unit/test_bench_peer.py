@@ -119,10 +119,11 @@ def test_scheduling_pass_lines_are_read_from_the_controller_log():
 def test_queue_table_has_a_column_per_queue_length():
     figures = {'idle_latency_s': 1.0, 'loaded_latency_s': 1.5, 'count_ms': 20.0, 'list_ms': 30.0,
                'post_total_s': 1.5, 'registered_s': 2.0, 'register_rate': 500.0, 'passes': [(1, 10.0)]}
-    big = dict(figures, loaded_latency_s=9.25, count_ms=1234.0, passes=[(0, 900.0), (2, 1100.0)])
-    lines = bench_peer.queue_table(1000, 100000, figures, big)
+    big = dict(figures, loaded_latency_s=None, count_ms=1234.0, passes=[(0, 900.0), (2, 1100.0)], failed_passes=4)
+    lines = bench_peer.queue_table(1000, 100000, dict(figures, failed_passes=0), big)
     assert lines[0] == '| work | 1,000 queued | 100,000 queued |'
-    assert '| the same with the queue | 1.50 s | 9.25 s |' in lines
+    assert '| the same with the queue | 1.50 s | not succeeded in time |' in lines
+    assert lines[-1] == '| rounds failed meanwhile (database unreachable) | 0 | 4 |'
     assert '| GET /batches/count?state=registered (admin) | 20 ms | 1,234 ms |' in lines
-    assert lines[-1] == ('| scheduling pass | 1 passes, median 10.0 ms, max 10.0 ms (1 scheduled) | '
+    assert lines[-2] == ('| scheduling pass | 1 passes, median 10.0 ms, max 10.0 ms (1 scheduled) | '
                          '2 passes, median 1000.0 ms, max 1100.0 ms (2 scheduled) |')
