@@ -168,8 +168,10 @@ def one_batch_s(subject, red, headers=None, timeout_s=120):
     experiment_id = post_red(subject, red, headers)
     deadline = t0 + timeout_s
     while True:
-        batches = requests.get(subject.url + '/batches', params={'experimentId': experiment_id}, headers=headers,
-                               timeout=30).json()
+        response = requests.get(subject.url + '/batches', params={'experimentId': experiment_id}, headers=headers,
+                                timeout=120)
+        # an error answer (a 503 while the database is overloaded) is one more poll, not the end of the run
+        batches = response.json() if response.status_code == 200 else []
         if batches and batches[0]['state'] in TERMINAL:
             break
         if time.perf_counter() > deadline:
