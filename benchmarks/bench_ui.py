@@ -30,7 +30,7 @@ from bson import ObjectId  # noqa: E402
 
 from cc_agency import auth  # noqa: E402
 from cc_agency.batch_counts import batch_counts, recount  # noqa: E402
-from cc_agency.broker.routes.red import new_batch  # noqa: E402
+from cc_agency.registration import new_batch  # noqa: E402
 from cc_agency.db import allocate_seq, ensure_indexes  # noqa: E402
 from tests import reds  # noqa: E402
 from localcluster import MongoServer  # noqa: E402

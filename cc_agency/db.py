@@ -33,6 +33,9 @@ SEQ = 'seq'
 LIST_ORDER = [(SEQ, -1)]  # newest first
 
 
+CONNECT_TIMEOUT_MS = 20000
+
+
 def mongo_client(conf, server_selection_timeout_ms=3000):
     """A pymongo client for `conf['mongo']`; it connects lazily, so creating it never blocks."""
     mongo = conf['mongo']
@@ -40,7 +43,10 @@ def mongo_client(conf, server_selection_timeout_ms=3000):
         host=mongo.get('host', 'localhost'),
         port=mongo.get('port', 27017),
         serverSelectionTimeoutMS=server_selection_timeout_ms,
-        connectTimeoutMS=server_selection_timeout_ms,
+        # also the timeout of pymongo's heartbeat to the server: one that times out clears the connection pool and
+        # cancels the operations in flight (_OperationCancelled), so a server busy with a long query must not look
+        # dead after 3 s; a server that is down still fails fast (refused, then server selection's timeout)
+        connectTimeoutMS=CONNECT_TIMEOUT_MS,
         directConnection=True,
         tz_aware=False,
     )
