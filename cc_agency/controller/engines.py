@@ -34,6 +34,7 @@ import docker
 import docker.errors
 import requests
 import requests.adapters
+import urllib3.exceptions
 from docker.utils import parse_repository_tag
 
 from cc_agency.config import NODE_DEFAULTS
@@ -447,7 +448,10 @@ def read_log_tail(api, container_id, stream, max_bytes):
             response.raise_for_status()
         except requests.exceptions.HTTPError as e:
             raise docker.errors.create_api_error_from_http_exception(e)
-        return frames_tail(response.raw, number, max_bytes)
+        try:
+            return frames_tail(response.raw, number, max_bytes)
+        except urllib3.exceptions.HTTPError as e:  # the engine went away while the log streamed
+            raise requests.exceptions.ConnectionError(e)
     finally:
         response.close()
 
