@@ -187,3 +187,15 @@ def test_a_fork_loop_stays_in_its_container_while_another_batch_succeeds(make_ag
     ended = [b['history'][-1]['time'] for b in (fork, other)]
     assert max(started) < min(ended)
     assert 10 < max(sampler.most.values()) <= 48, sampler.most  # the loop forked up to the limit, not beyond
+
+
+def test_the_operator_is_warned_of_plain_tcp_and_host_network_at_start(make_agency, engine):
+    agency = make_agency({'local': {'base_url': engine.base_url, 'network': 'host'},
+                          'remote': {'base_url': 'tcp://127.0.0.1:9', 'network': 'none'}})
+    deadline = time.monotonic() + 30
+    while 'node remote' not in agency.log('controller') and time.monotonic() < deadline:
+        time.sleep(0.1)
+    log = agency.log('controller')
+    assert 'node remote: the engine at tcp://127.0.0.1:9 is reached over plain TCP without TLS' in log
+    assert 'node local: network "host": a batch can reach every service' in log
+    assert 'node local: the engine' not in log and 'node remote: network' not in log
