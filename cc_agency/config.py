@@ -116,6 +116,11 @@ _NODE_SCHEMA = {
         },
         'environment': {'type': 'object', 'additionalProperties': {'type': ['string', 'number', 'boolean']}},
         'network': _STRING,
+        # what a batch container may do and use on this node (issue 12); defaults in NODE_DEFAULTS
+        'cap_add': {'type': 'array', 'items': {'type': 'string', 'pattern': '^(CAP_)?[A-Z_]+$'}, 'uniqueItems': True},
+        'pids_limit': {'type': 'integer', 'minimum': 16},
+        'cpus': {'type': 'number', 'exclusiveMinimum': 0},
+        'container_log_mib': {'type': 'integer', 'minimum': 1},
         'hardware': {
             'type': 'object',
             'properties': {
@@ -259,6 +264,15 @@ NO_EFFECT_KEYS = (
      'GPUs are not detected: a node has exactly the GPUs listed in its hardware.gpus (leave those out)'),
 )
 
+# per node (controller.docker.nodes.NAME): batch containers drop every capability and get these back; at most
+# pids_limit processes and threads (a fork loop stays inside its container); json-file logs of at most
+# container_log_mib MiB per file (two files); cpus: no CPU limit unless set
+NODE_DEFAULTS = {
+    'cap_add': [],
+    'pids_limit': 1024,
+    'container_log_mib': 16,
+}
+
 
 class ConfigError(Exception):
     """The configuration file is missing, unreadable or wrong; the message is one line naming the key."""
@@ -381,6 +395,9 @@ def apply_defaults(conf):
         for key in parents:
             node = node.setdefault(key, {})
         node.setdefault(leaf, value)
+    for node_conf in conf.get('controller', {}).get('docker', {}).get('nodes', {}).values():
+        for key, value in NODE_DEFAULTS.items():
+            node_conf.setdefault(key, list(value) if isinstance(value, list) else value)
     return conf
 
 

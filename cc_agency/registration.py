@@ -27,7 +27,7 @@ from bson import Binary, ObjectId
 from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 
-from cc_agency import transitions
+from cc_agency import loggable, transitions
 from cc_agency.db import BATCHES, EXPERIMENTS, PENDING_BATCHES, SEQ, now
 from cc_agency.states import REGISTERED
 
@@ -155,8 +155,10 @@ def register_pending(db, on_chunk=None):
             register(db, experiment['_id'], experiment.get('pendingChunks', []), on_chunk)
         except pymongo.errors.ConnectionFailure:
             raise
-        except Exception:  # one bad document must not hold up the registrations after it
-            log.exception('experiment %s: registering its batches failed, retried later', experiment['_id'])
+        except Exception as e:  # one bad document must not hold up the registrations after it
+            # the error's type and codes only: a BulkWriteError's text holds the batches, with their credentials
+            log.error('experiment %s: registering its batches failed, retried later (%s)', experiment['_id'],
+                      loggable.describe(e))
             continue
         log.info('experiment %s: all its batches are registered', experiment['_id'])
         finished += 1

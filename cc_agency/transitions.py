@@ -15,7 +15,7 @@ from bson import ObjectId
 
 from cc_agency.batch_counts import count_transition
 from cc_agency.db import BATCHES, EXPERIMENTS, history_push, now
-from cc_agency.secrets import VOIDED, replace_protected, void_batch_secrets
+from cc_agency.secrets import VOIDED, replace_protected_image_auth, void_batch_secrets
 from cc_agency.states import (ACTIVE_STATES, CANCELLED, FAILED, PROCESSING, REGISTERED, SCHEDULED, SUCCEEDED,
                               TERMINAL_STATES, is_allowed, state_after_failure)
 
@@ -192,7 +192,11 @@ class BatchLifecycle:
         log.info('batch %s: %s -> %s%s', batch['_id'], from_state, to_state, ' on node {}'.format(node) if node else '')
         count_transition(self.db, batch.get('experimentId'), from_state, to_state)
         if to_state in TERMINAL_STATES and batch.get('experimentId'):
-            void_experiment_secrets_if_done(self.db, batch['experimentId'])
+            try:
+                void_experiment_secrets_if_done(self.db, batch['experimentId'])
+            except pymongo.errors.PyMongoError as e:  # the transition stands; the registrar's sweep voids later
+                log.warning('experiment %s: its registry credentials are voided later (%s)', batch['experimentId'],
+                            type(e).__name__)
         if from_state in ACTIVE_STATES and to_state not in ACTIVE_STATES and self.on_freed is not None:
             self.on_freed()
         return True
@@ -203,21 +207,42 @@ def _was_applied(db, batch_id, to_state, entry_time):
     return bool(doc and doc['state'] == to_state and doc.get('history') and doc['history'][-1]['time'] == entry_time)
 
 
+# set on an experiment once its image credentials are voided (or it has none left to void): the sweep skips it
+SECRETS_VOIDED = 'secretsVoided'
+
+
 def void_experiment_secrets_if_done(db, experiment_id):
     """Once every batch of an experiment has ended, overwrite its image registry credentials.
 
     Runs after each terminal transition, so it asks the cheap question first: does the experiment (one lookup by
     _id) still hold a protected value? Only then are its unfinished batches counted. While its registration is
     under way, batches still to be inserted need the credentials (cc_agency.registration calls this again when it
-    is complete).
+    is complete). Returns True when the experiment holds no protected value any more.
     """
     oid = ObjectId(experiment_id)
     experiment = db[EXPERIMENTS].find_one({'_id': oid}, {'container.settings.image.auth': 1,
-                                                         'registrationComplete': 1})
-    auth = (experiment or {}).get('container', {}).get('settings', {}).get('image', {}).get('auth')
-    voided = replace_protected(auth, VOIDED) if auth else auth
-    if voided == auth or experiment.get('registrationComplete') is False:
-        return
-    if db[BATCHES].count_documents({'experimentId': experiment_id, 'state': {'$nin': list(TERMINAL_STATES)}}, limit=1):
-        return
-    db[EXPERIMENTS].update_one({'_id': oid}, {'$set': {'container.settings.image.auth': voided}})
+                                                         'registrationComplete': 1, SECRETS_VOIDED: 1})
+    if experiment is None or experiment.get(SECRETS_VOIDED):
+        return True
+    auth = experiment.get('container', {}).get('settings', {}).get('image', {}).get('auth')
+    voided = replace_protected_image_auth(auth, VOIDED) if auth else auth
+    if experiment.get('registrationComplete') is False:
+        return False
+    if voided != auth and db[BATCHES].count_documents(
+            {'experimentId': experiment_id, 'state': {'$nin': list(TERMINAL_STATES)}}, limit=1):
+        return False
+    db[EXPERIMENTS].update_one({'_id': oid}, {'$set': {'container.settings.image.auth': voided, SECRETS_VOIDED: True}}
+                               if voided != auth else {'$set': {SECRETS_VOIDED: True}})
+    return True
+
+
+def void_ended_experiments(db):
+    """The sweep: void the registry credentials of every ended experiment that still holds them (a void that failed
+    after a batch's last transition, e.g. the database was unreachable). Returns how many were voided now."""
+    voided = 0
+    for experiment in list(db[EXPERIMENTS].find(
+            {'container.settings.image.auth': {'$exists': True}, SECRETS_VOIDED: {'$ne': True},
+             'registrationComplete': {'$ne': False}}, {'_id': 1})):
+        if void_experiment_secrets_if_done(db, str(experiment['_id'])):
+            voided += 1
+    return voided

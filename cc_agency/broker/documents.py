@@ -1,19 +1,22 @@
 """How stored documents are shown by the API: string ids, masked secrets, no internal fields, and the field names
 of cc-agency 9.3 that its web UI reads (in addition to this API's own)."""
 from cc_agency.batch_counts import COUNTS
-from cc_agency.secrets import MASK, mask_batch_secrets, replace_protected
+from cc_agency.secrets import MASK, mask_batch_secrets, replace_protected_image_auth
+from cc_agency.transitions import SECRETS_VOIDED
 
 
 def experiment_json(doc, batch_counts=None):
     """`batch_counts`: {state: n} of its batches (cc_agency.batch_counts), shown as `batchCounts`."""
     out = dict(doc)
     out['_id'] = str(doc['_id'])
+    out.pop(SECRETS_VOIDED, None)  # the controller's bookkeeping
     out.pop(COUNTS, None)  # internal: shown as batchCounts
     if batch_counts is not None:
         out['batchCounts'] = batch_counts
     image = out.get('container', {}).get('settings', {}).get('image', {})
     if image.get('auth'):
-        settings = dict(out['container']['settings'], image=dict(image, auth=replace_protected(image['auth'], MASK)))
+        masked = replace_protected_image_auth(image['auth'], MASK)
+        settings = dict(out['container']['settings'], image=dict(image, auth=masked))
         out['container'] = dict(out['container'], settings=settings)
     return out
 

@@ -5,6 +5,8 @@ import pymongo.errors
 from flask import jsonify
 from werkzeug.exceptions import HTTPException
 
+from cc_agency import loggable
+
 log = logging.getLogger(__name__)
 DATABASE_LOGIN_CODES = (13, 18)  # Unauthorized, AuthenticationFailed: the operator's database login is wrong
 
@@ -58,7 +60,7 @@ def register_error_handlers(app):
 
     @app.errorhandler(Exception)
     def internal_error(error):
-        log.exception('unexpected error')
+        log.error('unexpected error\n%s', loggable.traceback_text(error))  # no write's payload (loggable)
         return _json_error(500, 'internal error')
 
 

@@ -12,7 +12,7 @@ import time
 import pymongo.errors
 import zmq
 
-from cc_agency import batch_counts, registration
+from cc_agency import batch_counts, loggable, registration, transitions
 from cc_agency.controller import jobs
 from cc_agency.controller.connector_checks import CheckWatcher
 from cc_agency.controller.engines import Engine
@@ -28,6 +28,7 @@ from cc_agency.transitions import BatchLifecycle
 log = logging.getLogger(__name__)
 
 JANITOR_INTERVAL_S = 60
+WAKE_MAX_BYTES = 64
 
 
 class Controller:
@@ -87,6 +88,7 @@ class Controller:
         registration.register_pending(self.db, on_chunk=self._wake.set)
         if time.monotonic() - self._orphans_removed_at > JANITOR_INTERVAL_S:
             registration.remove_orphans(self.db)
+            transitions.void_ended_experiments(self.db)  # voids that a database hiccup left undone
             self._orphans_removed_at = time.monotonic()
 
     def _loop(self, wake, what, step):
@@ -102,8 +104,8 @@ class Controller:
             except pymongo.errors.ConnectionFailure as e:
                 log.warning('database unreachable (%s), %s resumes when it is back', type(e).__name__, what)
                 self.stopping.wait(1)
-            except Exception:
-                log.exception('%s failed; the next round goes on', what)
+            except Exception as e:  # no write's payload in the log (loggable)
+                log.error('%s failed; the next round goes on\n%s', what, loggable.traceback_text(e))
                 self.stopping.wait(1)
 
     def stop(self):
@@ -127,6 +129,7 @@ class Controller:
         url = wake_bind_url(self.conf)
         socket = zmq.Context.instance().socket(zmq.PULL)
         socket.setsockopt(zmq.LINGER, 0)
+        socket.setsockopt(zmq.MAXMSGSIZE, WAKE_MAX_BYTES)  # a wake-up carries no data: a peer sending more is dropped
         socket.bind(url)
         log.info('listening for wake-ups on %s', url)
         while not self.stopping.is_set():

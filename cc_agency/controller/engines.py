@@ -11,16 +11,33 @@ device-request`, the default: the engine needs the NVIDIA container toolkit) and
 (what the `nvidia` runtime reads; `gpu_access: environment` passes only that, for engines whose default runtime
 is `nvidia`). A batch without GPUs gets `NVIDIA_VISIBLE_DEVICES=void`, so an image that asks for all GPUs (CUDA
 images do) cannot reach devices held by other batches.
+
+Users who do not trust each other share the nodes (issue 12), so:
+- An image that came from a registry (it has a repository digest for the repository it is named by) runs for an
+  experiment only once the registry accepted that experiment's credentials (or anonymous access) for it: the engine
+  pulls it with them (as Kubernetes' `AlwaysPullImages` admission plugin does), and a positive answer is kept per
+  (image, credentials) for REGISTRY_ACCESS_TTL_S. An image the operator put on the node without a registry
+  (loaded, built, imported) has no repository digest and runs for everyone, as does every image with
+  `core_image.disable_pull`. So a private image one user pulled is not run for another without its credentials.
+- Containers drop every capability (a node may add named ones back: `cap_add`), cannot gain privileges, have a
+  pids limit (a fork loop stays inside its container), an optional CPU limit, bounded json-file logs, and are
+  removed with their anonymous volumes. Their output is read with a byte limit, never whole.
 """
+import hashlib
+import json
 import logging
 import re
 import threading
+import time
 
 import docker
 import docker.errors
 import requests
 import requests.adapters
+import urllib3.exceptions
 from docker.utils import parse_repository_tag
+
+from cc_agency.config import NODE_DEFAULTS
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +126,59 @@ def image_reference(url):
     return repository, tag or 'latest'
 
 
+def familiar_repository(repository):
+    """A repository name as the engine lists it in RepoTags/RepoDigests (Docker Hub's prefixes dropped)."""
+    for prefix in ('docker.io/', 'index.docker.io/', 'registry-1.docker.io/'):
+        if repository.startswith(prefix):
+            repository = repository[len(prefix):]
+            break
+    return repository[len('library/'):] if repository.startswith('library/') else repository
+
+
+def _names_image_by_id(url):
+    return url.startswith('sha256:') or bool(re.fullmatch(r'[0-9a-f]{12,64}', url))
+
+
+def needs_registry_check(url, image_attrs):
+    """Whether running image `url` (inspected: `image_attrs`) needs the registry's yes for each experiment (pure).
+
+    Yes when it came from (or went to) a registry under the repository it is named by: it then has a repository
+    digest for it. An image named by its ID is checked when it has any repository digest.
+    """
+    digests = image_attrs.get('RepoDigests') or []
+    if _names_image_by_id(url):
+        return bool(digests)
+    repository = familiar_repository(parse_repository_tag(url.split('@')[0])[0])
+    return any(familiar_repository(digest.split('@')[0]) == repository for digest in digests)
+
+
+def credentials_key(auth):
+    """What the registry's answer is cached under: a digest of the credentials, never the credentials."""
+    return hashlib.sha256(json.dumps(auth or None, sort_keys=True).encode('utf-8')).hexdigest()
+
+
+def security_warnings(name, node_conf):
+    """What an operator should know about a node's configuration before untrusted batches run there (pure)."""
+    warnings = []
+    base_url = node_conf.get('base_url', '')
+    if (base_url.startswith('tcp://') or base_url.startswith('http://')) and not node_conf.get('tls'):
+        warnings.append('node {}: the engine at {} is reached over plain TCP without TLS: anyone who reaches that '
+                        'port controls the engine and sees the batches\' credentials (see tls)'.format(name, base_url))
+    if node_conf.get('network') == 'host':
+        warnings.append('node {}: network "host": a batch can reach every service that listens on the loopback '
+                        'interface of that host (and its whole network)'.format(name))
+    return warnings
+
+
+_AUTH_MARKERS = ('unauthorized', 'access denied', 'denied', 'authentication required', 'no basic auth credentials',
+                 'forbidden')
+
+
+def _is_refusal(error):
+    status = getattr(getattr(error, 'response', None), 'status_code', None)
+    return status in (401, 403) or any(marker in str(error).lower() for marker in _AUTH_MARKERS)
+
+
 def _is_permanent_pull_error(error):
     text = str(error).lower()
     status = getattr(getattr(error, 'response', None), 'status_code', None)
@@ -118,6 +188,8 @@ def _is_permanent_pull_error(error):
 
 
 STARTS_AT_ONCE = 3
+REGISTRY_ACCESS_TTL_S = 120  # how long a registry's yes for (image, credentials) is believed without asking again
+LOG_FILES = 2  # json-file keeps the newest container_log_mib .. 2 * container_log_mib MiB of a container's output
 
 
 class Engine:
@@ -132,9 +204,16 @@ class Engine:
         self.network = node_conf.get('network')
         self.gpus = node_conf.get('hardware', {}).get('gpus', [])
         self.gpu_access = node_conf.get('hardware', {}).get('gpu_access', GPU_ACCESS_DEVICE_REQUEST)
+        self.cap_add = list(node_conf.get('cap_add', NODE_DEFAULTS['cap_add']))
+        self.pids_limit = node_conf.get('pids_limit', NODE_DEFAULTS['pids_limit'])
+        self.cpus = node_conf.get('cpus')
+        self.log_mib = node_conf.get('container_log_mib', NODE_DEFAULTS['container_log_mib'])
+        for warning in security_warnings(name, node_conf):
+            log.warning('%s', warning)
         self._api = None
         self._lock = threading.Lock()
-        self._images_present = set()
+        self._images_present = {}  # url -> whether running it needs the registry's yes per experiment
+        self._access_granted = {}  # (url, credentials_key) -> monotonic time of the registry's last yes
         self._image_locks = {}
         # containers being created/started at once: more only queue up inside dockerd and make its calls time out
         self.start_slots = threading.BoundedSemaphore(STARTS_AT_ONCE)
@@ -190,33 +269,68 @@ class Engine:
 
     # --- images -----------------------------------------------------------------------------------------------
     def ensure_image(self, url, auth=None, disable_pull=False):
-        """Make sure `url` is on this node: used as it is when present, else pulled (once per node at a time)."""
-        if url in self._images_present:
+        """Make sure `url` is on this node and may run with these credentials (`auth`, usable: prefixes stripped).
+
+        Present and local (or pulling disabled): used as it is. From a registry: pulled with `auth` unless the
+        registry said yes to these credentials within REGISTRY_ACCESS_TTL_S. Not present: pulled. One pull per
+        image and node at a time. Returns True when the image was not on the node before.
+        """
+        key = (url, credentials_key(auth))
+        if self._may_run(url, key):
             return False
         with self._lock:
             image_lock = self._image_locks.setdefault(url, threading.Lock())
         with image_lock:
-            if url in self._images_present:
+            if self._may_run(url, key):
                 return False
             try:
-                self._call('inspect image', lambda api: api.inspect_image(url))
-                self._images_present.add(url)
-                return False
+                attrs = self._call('inspect image', lambda api: api.inspect_image(url))
             except docker.errors.NotFound:
-                pass
+                attrs = None
             except docker.errors.APIError as e:
                 raise ImageError('image {} cannot be inspected on node {}: {}'.format(url, self.name, e.explanation), False)
-            if disable_pull:
+            if attrs is not None and (disable_pull or not needs_registry_check(url, attrs)):
+                self._images_present[url] = False
+                return False
+            if attrs is None and disable_pull:
                 raise ImageError('image {} is not on node {} and pulling is disabled'.format(url, self.name), True)
-            repository, tag = image_reference(url)
-            try:
-                self._call('pull', lambda api: api.pull(repository, tag=tag, auth_config=auth or None))
-            except docker.errors.APIError as e:
-                reason = 'image {} could not be pulled on node {}: {}'.format(url, self.name, e.explanation or e)
-                raise ImageError(reason, _is_permanent_pull_error(e))
-            self._images_present.add(url)
+            if attrs is not None and _names_image_by_id(url):
+                raise ImageError('image {} is named by its ID but came from a registry: name it by repository and tag '
+                                 '(the registry is asked whether this experiment may use it)'.format(url), True)
+            self._pull(url, auth, present=attrs is not None)
+            self._images_present[url] = True
+            self._access_granted[key] = time.monotonic()
+            return attrs is None
+
+    def _may_run(self, url, key):
+        needs_check = self._images_present.get(url)
+        if needs_check is None:
+            return False
+        granted_at = self._access_granted.get(key)
+        return not needs_check or (granted_at is not None and time.monotonic() - granted_at < REGISTRY_ACCESS_TTL_S)
+
+    def _pull(self, url, auth, present):
+        repository, tag = image_reference(url)
+        try:
+            self._call('pull', lambda api: api.pull(repository, tag=tag, auth_config=auth or None))
+        except docker.errors.APIError as e:
+            explanation = e.explanation or str(e)
+            refused = _is_refusal(e)
+            if present:  # the registry's answer for this experiment (the image stays on the node)
+                if refused or _is_permanent_pull_error(e):
+                    raise ImageError('registry refused access to {} for this experiment (node {}: {})'.format(
+                        url, self.name, explanation), True)
+                raise ImageError('the registry of image {} could not be asked whether this experiment may use it '
+                                 '(node {}: {})'.format(url, self.name, explanation), False)
+            reason = 'image {} could not be pulled on node {}: {}'.format(url, self.name, explanation)
+            if refused:
+                reason = 'image {} could not be pulled on node {}: registry refused access to {} for this experiment ' \
+                         '({})'.format(url, self.name, url, explanation)
+            raise ImageError(reason, _is_permanent_pull_error(e))
+        if present:
+            log.info('node %s: the registry allows image %s for an experiment', self.name, url)
+        else:
             log.info('node %s: pulled image %s', self.name, url)
-            return True
 
     # --- containers -------------------------------------------------------------------------------------------
     def create_container(self, name, image, entrypoint, labels, ram_mib, environment=None, network=None,
@@ -225,7 +339,10 @@ class Engine:
             host_config = api.create_host_config(
                 mem_limit='{}m'.format(ram_mib), memswap_limit='{}m'.format(ram_mib), network_mode=network,
                 device_requests=_gpu_requests(gpu_ids) if self.gpu_access == GPU_ACCESS_DEVICE_REQUEST else None,
-                security_opt=['no-new-privileges'])
+                security_opt=['no-new-privileges'], cap_drop=['ALL'], cap_add=self.cap_add or None,
+                pids_limit=self.pids_limit, nano_cpus=int(self.cpus * 1e9) if self.cpus else None,
+                log_config=docker.types.LogConfig(type='json-file', config={
+                    'max-size': '{}m'.format(self.log_mib), 'max-file': str(LOG_FILES)}))
             env = dict(environment or {})
             env['NVIDIA_VISIBLE_DEVICES'] = ','.join(str(i) for i in gpu_ids) if gpu_ids else 'void'
             return api.create_container(image, entrypoint=entrypoint, command=[], name=name, labels=labels,
@@ -234,7 +351,7 @@ class Engine:
             return self._call('create container', create)
         except docker.errors.ImageNotFound:
             # removed from the node behind our back: the next attempt pulls it again
-            self._images_present.discard(image)
+            self._images_present.pop(image, None)
             raise EngineError('node {}: image {} vanished from the node before its container was created'.format(
                 self.name, image))
 
@@ -252,17 +369,18 @@ class Engine:
     def inspect(self, container_id):
         return self._call('inspect container', lambda api: api.inspect_container(container_id))
 
-    def logs(self, container_id, stdout=True, stderr=False):
-        """What the container wrote on stdout and/or stderr, as bytes (one call: unlike the SDK's `logs()`, no
-        inspect first to learn whether it has a TTY; the agency's containers never have one)."""
-        streams = self._call('logs', lambda api: demultiplex(api_get(
-            api, '/containers/{}/logs'.format(container_id), stdout=int(stdout), stderr=int(stderr), tail='all')))
-        return b''.join(streams[number] for number, wanted in ((1, stdout), (2, stderr)) if wanted)
+    def log_tail(self, container_id, stream, max_bytes):
+        """The last `max_bytes` of what the container wrote on `stream` ('stdout' or 'stderr') and whether more was
+        written: read as a stream, so a container that printed gigabytes costs the controller `max_bytes` of memory.
+        (One call: unlike the SDK's `logs()`, no inspect first to learn whether it has a TTY; the agency's containers
+        never have one.)"""
+        return self._call('logs', lambda api: read_log_tail(api, container_id, stream, max_bytes))
 
     def remove(self, container_id):
         """Remove a container (killing it if it runs); a container that is already gone is fine."""
         try:
-            self._call('remove', lambda api: api.remove_container(container_id, force=True))
+            # v: its anonymous volumes too (an image's VOLUMEs), so nothing of the batch stays on the node
+            self._call('remove', lambda api: api.remove_container(container_id, force=True, v=True))
         except docker.errors.NotFound:
             pass
 
@@ -304,32 +422,64 @@ def api_client(base_url, tls, timeout_s, version):
     return api
 
 
-def api_get(api, path, **params):
-    """GET one engine API path (e.g. '/containers/ID/logs') with the client's version and timeout; the body as
-    bytes. Errors are docker's own (NotFound, APIError), as from the SDK's calls.
+def _read_exactly(raw, size):
+    data = b''
+    while len(data) < size:
+        piece = raw.read(size - len(data))
+        if not piece:
+            break
+        data += piece
+    return data
+
+
+def read_log_tail(api, container_id, stream, max_bytes):
+    """One stream ('stdout' or 'stderr') of a non-TTY container's log, read as it arrives: see frames_tail.
 
     Why not the SDK's method: `APIClient.logs()` inspects the container before every read to learn whether it has
-    a TTY; the agency's containers never have one. APIClient is a requests.Session, and this uses only that and
-    docker's public error conversion.
+    a TTY, and reads the whole log into memory. APIClient is a requests.Session; this uses only that and docker's
+    public error conversion.
     """
-    response = api.get('{}/v{}{}'.format(api.base_url, api.api_version, path), params=params, timeout=api.timeout)
+    number = {'stdout': 1, 'stderr': 2}[stream]
+    response = api.get('{}/v{}/containers/{}/logs'.format(api.base_url, api.api_version, container_id),
+                       params={'stdout': int(number == 1), 'stderr': int(number == 2)}, stream=True,
+                       timeout=api.timeout)
     try:
-        response.raise_for_status()
-    except requests.exceptions.HTTPError as e:
-        raise docker.errors.create_api_error_from_http_exception(e)
-    return response.content
+        try:
+            response.raise_for_status()
+        except requests.exceptions.HTTPError as e:
+            raise docker.errors.create_api_error_from_http_exception(e)
+        try:
+            return frames_tail(response.raw, number, max_bytes)
+        except urllib3.exceptions.HTTPError as e:  # the engine went away while the log streamed
+            raise requests.exceptions.ConnectionError(e)
+    finally:
+        response.close()
 
 
-def demultiplex(data):
-    """{1: stdout bytes, 2: stderr bytes} of a non-TTY container's log stream (frames of an 8-byte header: stream
-    number, 3 zero bytes, big-endian payload size)."""
-    streams = {1: [], 2: []}
-    offset = 0
-    while offset + 8 <= len(data):
-        size = int.from_bytes(data[offset + 4:offset + 8], 'big')
-        streams.setdefault(data[offset], []).append(data[offset + 8:offset + 8 + size])
-        offset += 8 + size
-    return {number: b''.join(parts) for number, parts in streams.items()}
+def frames_tail(readable, number, max_bytes, chunk_bytes=65536):
+    """(the last `max_bytes` of stream `number` in a multiplexed log, whether more was written), from a file-like
+    `readable`; memory stays below 2 * max_bytes + chunk_bytes whatever the log holds. Frames: an 8-byte header
+    (stream number, 3 zero bytes, big-endian payload size), then the payload."""
+    kept, cut = bytearray(), False
+    while True:
+        header = _read_exactly(readable, 8)
+        if len(header) < 8:
+            break
+        remaining = int.from_bytes(header[4:8], 'big')
+        while remaining:
+            piece = readable.read(min(remaining, chunk_bytes))
+            if not piece:
+                break
+            remaining -= len(piece)
+            if header[0] == number:
+                kept += piece
+                if len(kept) > 2 * max_bytes:
+                    del kept[:len(kept) - max_bytes]
+                    cut = True
+    if len(kept) > max_bytes:
+        del kept[:len(kept) - max_bytes]
+        cut = True
+    return bytes(kept), cut
 
 
 def _gpu_requests(gpu_ids):

@@ -25,6 +25,9 @@ AGENT_PATH = '/cc/agent.py'
 JOB_PATH = '/cc/job.json'
 ENTRYPOINT = ['python3', AGENT_PATH, JOB_PATH]
 MAX_OUTPUT_BYTES = 1024 * 1024
+# the most of a container's stdout the controller reads (its tail): the agent's result holds the command's stdout and
+# stderr tails of MAX_OUTPUT_BYTES each, which JSON's \uXXXX escapes may make up to six times longer
+RESULT_MAX_BYTES = 2 * 6 * MAX_OUTPUT_BYTES + 1024 * 1024
 
 
 CHECKS_PASSED_LINE = ccagent.CHECKS_PASSED_LINE.encode('utf-8')  # as the container's stderr carries it

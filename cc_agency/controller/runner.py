@@ -7,6 +7,11 @@ the engine's `wait()`, so the controller learns of the exit at once, without pol
 breaks while waiting, the thread waits for the engine to answer again (and then waits on) or for the node
 monitor to declare the node lost (which fails the attempt for it); a connection hiccup never re-runs a batch
 that is still running.
+
+Whatever of an attempt is stored or logged (debugInfo, the agent's messages, the container's stderr tail, the
+command's stdout/stderr, exception messages) passes through the batch's `Masker` first: connectors and registries
+quote the values they were given, and only here are the batch's protected keys known (the agent sees them
+without their `_`). Container output is read with a byte limit (`Engine.log_tail`), never whole.
 """
 import logging
 import threading
@@ -16,17 +21,19 @@ import docker.errors
 import pymongo.errors
 from bson import ObjectId
 
+from cc_agency import loggable
 from cc_agency.controller import jobs
 from cc_agency.controller.engines import ATTEMPT_LABEL, BATCH_LABEL, EXPERIMENT_LABEL, EngineError, ImageError
 from cc_agency.controller.state import NodeBoard, RunRegistry
 from cc_agency.db import BATCHES, BATCH_OUTPUT, EXPERIMENTS, now
-from cc_agency.secrets import strip_protected_prefix
+from cc_agency.secrets import Masker, strip_protected_prefix
 from cc_agency.states import PROCESSING, SCHEDULED, SUCCEEDED
 from cc_agency.transitions import AttemptFailed, BatchLifecycle
 
 log = logging.getLogger(__name__)
 
 STDERR_TAIL_CHARS = 2000
+STDERR_READ_BYTES = 4 * STDERR_TAIL_CHARS  # more than the tail shown: a protected value cut by the read is masked
 ENGINE_RETRY_S = 1.0
 
 
@@ -50,6 +57,27 @@ def container_name(batch_id, attempt):
 
 def _tail(text, chars=STDERR_TAIL_CHARS):
     return text if len(text) <= chars else '...' + text[-chars:]
+
+
+def masked_agent_result(result, masker):
+    """The agent's result with every protected value masked; the command's stdout/stderr are tails the agent cut at
+    jobs.MAX_OUTPUT_BYTES, so a value cut there is masked too (pure)."""
+    if result is None:
+        return None
+    masked = masker.data({key: value for key, value in result.items() if key not in ('stdout', 'stderr')})
+    for stream in ('stdout', 'stderr'):
+        if isinstance(result.get(stream), str):
+            cut = len(result[stream].encode('utf-8', errors='replace')) >= jobs.MAX_OUTPUT_BYTES - 4
+            masked[stream] = masker.text(result[stream], cut_start=cut)
+        elif stream in result:
+            masked[stream] = masker.data(result[stream])
+    return masked
+
+
+def masked_failure(failure, masker):
+    """The same failure with its reasons and the agent's result masked (pure)."""
+    return AttemptFailed([masker.text(str(reason)) for reason in failure.reasons], permanent=failure.permanent,
+                         ccagent=masked_agent_result(failure.ccagent, masker))
 
 
 def outcome_from_exit(result, exit_code, oom_killed, ram_mib, container_stderr):
@@ -105,6 +133,7 @@ class BatchRun:
         self.container_id = container_id
         self.batch = None
         self.experiment = None
+        self.masker = Masker([])
 
     def run(self):
         try:
@@ -114,8 +143,8 @@ class BatchRun:
                 if self.container_id is not None:
                     self._wait_and_record()
         except Exception as e:
-            log.exception('batch %s on node %s: attempt %d crashed in the controller', self.batch_id, self.node,
-                          self.attempt)
+            log.error('batch %s on node %s: attempt %d crashed in the controller\n%s', self.batch_id, self.node,
+                      self.attempt, loggable.traceback_text(e, self.masker.text))
             self._give_up(e)
         finally:
             self.context.runs.ended(self.batch_id, self.attempt)
@@ -130,8 +159,9 @@ class BatchRun:
             self.lifecycle.abandon(self.batch_id, self.attempt, self.node,
                                    'the controller failed while running this attempt ({})'.format(type(error).__name__))
             self._remove_container()
-        except Exception:
-            log.exception('batch %s: the failure of attempt %d could not be recorded', self.batch_id, self.attempt)
+        except Exception as e:
+            log.error('batch %s: the failure of attempt %d could not be recorded (%s)', self.batch_id, self.attempt,
+                      loggable.describe(e, self.masker.text))
 
     def _load(self):
         """Read the batch (this attempt's) and its experiment; False when the batch moved on to another attempt."""
@@ -140,6 +170,7 @@ class BatchRun:
             return False
         self.experiment = self.lifecycle.persistently(
             lambda: self.db[EXPERIMENTS].find_one({'_id': ObjectId(self.batch['experimentId'])}))
+        self.masker = Masker.for_batch(self.batch, self.experiment)
         return True
 
     # --- phase 1: scheduled -> processing -------------------------------------------------------------------------
@@ -236,8 +267,8 @@ class BatchRun:
             if exit_code is None:
                 return
             state = self.engine.inspect(self.container_id)['State']
-            stdout = self.engine.logs(self.container_id, stdout=True, stderr=False)
-            container_stderr = self.engine.logs(self.container_id, stdout=False, stderr=True)
+            stdout, stdout_cut = self.engine.log_tail(self.container_id, 'stdout', jobs.RESULT_MAX_BYTES)
+            stderr_bytes, stderr_cut = self.engine.log_tail(self.container_id, 'stderr', STDERR_READ_BYTES)
         except docker.errors.NotFound:
             self._fail(PROCESSING, AttemptFailed(
                 ['the container was removed from outside while the batch ran on node {}'.format(self.node)]))
@@ -246,12 +277,14 @@ class BatchRun:
             self._fail(PROCESSING, AttemptFailed(['lost node {} while reading the result: {}'.format(self.node, e)]),
                        remove=False)
             return
-        result = jobs.parse_agent_result(stdout)
+        result = masked_agent_result(jobs.parse_agent_result(stdout), self.masker)
         self._store_output(result)
+        container_stderr = self.masker.text(stderr_bytes.decode('utf-8', errors='replace'), cut_start=stderr_cut)
+        if result is None and stdout_cut:
+            container_stderr += '\n(the container wrote more than {} bytes on stdout)'.format(jobs.RESULT_MAX_BYTES)
         try:
             result = outcome_from_exit(result, exit_code, bool(state.get('OOMKilled')),
-                                       self.batch['requirements']['ramMiB'],
-                                       container_stderr.decode('utf-8', errors='replace'))
+                                       self.batch['requirements']['ramMiB'], container_stderr)
         except AttemptFailed as failure:
             self._fail(PROCESSING, failure)
             return
@@ -271,7 +304,7 @@ class BatchRun:
 
     def _fail(self, from_state, failure, remove=True):
         self.lifecycle.fail_attempt(dict(self.batch, state=from_state), self.experiment, self.attempt, self.node,
-                                    failure)
+                                    masked_failure(failure, self.masker))
         if remove:
             self._remove_container()
 
@@ -289,7 +322,7 @@ class BatchRun:
             except (EngineError, docker.errors.APIError) as e:
                 if not surely or not self.context.nodes.is_online(self.node) or self.context.stopping.is_set():
                     log.warning('batch %s: container %s on node %s not removed now (%s); it is removed when the '
-                                'node is reconciled', self.batch_id, target[:24], self.node, e)
+                                'node is reconciled', self.batch_id, target[:24], self.node, self.masker.text(str(e)))
                     return
                 self.context.stopping.wait(ENGINE_RETRY_S)
 

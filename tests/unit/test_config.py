@@ -72,6 +72,15 @@ def test_seed_config_loads_with_defaults(tmp_path):
     assert conf['controller']['docker']['nodes']['gpu_node1']['hardware']['gpus'][1] == {'id': 1, 'vram': 1024}
 
 
+def test_every_node_gets_the_confinement_defaults(tmp_path):
+    conf = yaml.safe_load(SEED)
+    conf['controller']['docker']['nodes']['node3'].update(cap_add=['CHOWN'], pids_limit=64, cpus=1.5)
+    nodes = load_config(write(tmp_path, yaml.safe_dump(conf)))['controller']['docker']['nodes']
+    assert {key: nodes['node2'].get(key) for key in ('cap_add', 'pids_limit', 'cpus', 'container_log_mib')} == {
+        'cap_add': [], 'pids_limit': 1024, 'cpus': None, 'container_log_mib': 16}
+    assert (nodes['node3']['cap_add'], nodes['node3']['pids_limit'], nodes['node3']['cpus']) == (['CHOWN'], 64, 1.5)
+
+
 def test_config_from_environment_variable(tmp_path, monkeypatch):
     monkeypatch.setenv('CC_AGENCY_CONF', write(tmp_path, SEED))
     assert load_config()['mongo']['db'] == 'ccagency'
@@ -84,6 +93,9 @@ def test_config_from_environment_variable(tmp_path, monkeypatch):
     (lambda c: c['broker']['auth'].update(num_login_attempts='3'), 'broker.auth.num_login_attempts'),
     (lambda c: c['controller'].update(bind_port=70000), 'controller.bind_port'),
     (lambda c: c['controller']['docker']['nodes']['node3'].update(hardwre={}), 'nodes.node3: unknown key'),
+    (lambda c: c['controller']['docker']['nodes']['node3'].update(cap_add=['sys admin']), 'nodes.node3.cap_add.0'),
+    (lambda c: c['controller']['docker']['nodes']['node3'].update(pids_limit=0), 'nodes.node3.pids_limit'),
+    (lambda c: c['controller']['docker']['nodes']['node3'].update(cpus=0), 'nodes.node3.cpus'),
 ])
 def test_wrong_config_names_the_key(tmp_path, edit, expected):
     conf = yaml.safe_load(SEED)

@@ -9,7 +9,8 @@ from bson import ObjectId
 from cc_agency import batch_counts, transitions
 from cc_agency.controller import jobs
 from cc_agency.controller.reconcile import plan_reconciliation
-from cc_agency.controller.runner import outcome_from_exit
+from cc_agency.controller.runner import masked_agent_result, masked_failure, outcome_from_exit
+from cc_agency.secrets import MASK, Masker
 from cc_agency.transitions import AttemptFailed
 from cc_agency.states import ALLOWED_TRANSITIONS, state_after_failure
 
@@ -121,3 +122,17 @@ def test_state_counters_follow_any_sequence_of_allowed_transitions(choices, batc
         states[index] = to_state
     assert batch_counts.counts_from(batch_count, counters) == dict(
         batch_counts.zero_counts(), **collections.Counter(states))
+
+
+def test_what_an_attempt_keeps_is_masked_also_where_the_agent_cut_its_output():
+    secret = 'https://h/x?sig=S1gn3d'
+    masker = Masker([secret])
+    cut_stdout = 'gn3d' + 'x' * (jobs.MAX_OUTPUT_BYTES - 4)  # the agent kept the tail: the value's end begins it
+    result = {'state': 'failed', 'debugInfo': ['GET {} failed'.format(secret)], 'stdout': cut_stdout,
+              'stderr': 'gn3d is short'}
+    masked = masked_agent_result(result, masker)
+    assert masked['debugInfo'] == ['GET {} failed'.format(MASK)]
+    assert masked['stdout'].startswith(MASK) and 'gn3d' not in masked['stdout']
+    assert masked['stderr'] == 'gn3d is short'  # not cut: text that only resembles a piece of the value stays
+    failure = masked_failure(AttemptFailed(['lost {}'.format(secret)], permanent=True, ccagent=result), masker)
+    assert failure.reasons == ['lost ' + MASK] and failure.permanent and failure.ccagent == masked

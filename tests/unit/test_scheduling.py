@@ -2,7 +2,7 @@
 import requests
 
 from cc_agency.controller import jobs
-from cc_agency.controller.engines import demultiplex, describe_connection_error
+from cc_agency.controller.engines import describe_connection_error
 from cc_agency.controller.placement import Gpu, NodeCapacity, Placer
 from cc_agency.controller.scheduler import concurrency_limit, page_limit, queue_filter
 
@@ -88,13 +88,6 @@ def test_queue_filter_asks_for_what_fits_now_or_never_fits():
                 {'requirements.gpuVramMiB.2': {'$exists': True}},
                 {'requirements.gpuVramMiB': {'$gt': 4096}}]}
     assert page_limit(placer) == (7168 + 4096) // 256
-
-
-def test_log_streams_are_split_by_frame():
-    frames = b'\x01\x00\x00\x00\x00\x00\x00\x03out' + b'\x02\x00\x00\x00\x00\x00\x00\x04err\n' + \
-        b'\x01\x00\x00\x00\x00\x00\x00\x02!\n'
-    assert demultiplex(frames) == {1: b'out!\n', 2: b'err\n'}
-    assert demultiplex(b'') == {1: b'', 2: b''}
 
 
 def test_engine_errors_say_what_to_fix():
