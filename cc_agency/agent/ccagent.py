@@ -42,6 +42,7 @@ DEFAULT_AGENT_ROOT = '/cc'
 CONNECTOR_CLI_VERSION = '1'
 CLI_VERSION_MODE = 'cli-version'
 CHECKS_PASSED_LINE = 'cc-agent: connector checks passed'  # on stderr; the controller waits for it
+PYCACHE_DIR_NAME = 'pycache'  # below the agent root, writable by the batch's user: the controller creates it
 
 DEFAULT_OPTIONS = {
     'validateConnectors': True,
@@ -802,6 +803,17 @@ def write_private_json(private_dir, prefix, data):
     return path
 
 
+def connector_environment(environ, agent_root):
+    """The environment of connector processes (pure): Python's compiled files go to one directory of the agent, so
+    that of the connector runs of a batch (each a process of its own) only the first compiles its imports, also in an
+    image whose packages came without .pyc files and cannot be written by the batch's user (pip --no-compile,
+    PYTHONDONTWRITEBYTECODE): 0.3 s of CPU per run otherwise. The command keeps the image's own environment."""
+    env = dict(environ)
+    env.pop('PYTHONDONTWRITEBYTECODE', None)
+    env['PYTHONPYCACHEPREFIX'] = os.path.join(agent_root, PYCACHE_DIR_NAME)
+    return env
+
+
 def run_connector(invocation, private_dir):
     """Run one connector call, its access (and listing) in private 0600 files deleted right after.
 
@@ -820,7 +832,8 @@ def run_connector(invocation, private_dir):
         argv = connector_argv(invocation, access_file_path, listing_file_path)
         try:
             completed = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE)
+                                       stderr=subprocess.PIPE, env=connector_environment(
+                                           os.environ, os.environ.get(AGENT_ROOT_ENV_VAR) or DEFAULT_AGENT_ROOT))
         except OSError as error:
             if isinstance(error, FileNotFoundError):
                 message = 'connector command {!r} was not found in PATH'.format(invocation['command'])

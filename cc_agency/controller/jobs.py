@@ -24,6 +24,7 @@ AGENT_SOURCE_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'ag
 AGENT_PATH = '/cc/agent.py'
 JOB_PATH = '/cc/job.json'
 ENTRYPOINT = ['python3', AGENT_PATH, JOB_PATH]
+PYCACHE_DIR = '/cc/' + ccagent.PYCACHE_DIR_NAME  # the connectors' compiled files (ccagent.connector_environment)
 MAX_OUTPUT_BYTES = 1024 * 1024
 # the most of a container's stdout the controller reads (its tail): the agent's result holds the command's stdout and
 # stderr tails of MAX_OUTPUT_BYTES each, which JSON's \uXXXX escapes may make up to six times longer
@@ -120,6 +121,7 @@ def container_archive(job, agent_source, uid=0):
         _add(archive, 'cc', mode=0o755, uid=uid)
         _add(archive, 'cc/inputs', mode=0o755, uid=uid)
         _add(archive, 'cc/outputs', mode=0o755, uid=uid)
+        _add(archive, PYCACHE_DIR.lstrip('/'), mode=0o700, uid=uid)
         _add(archive, 'cc/agent.py', agent_source, mode=0o644, uid=uid)
         _add(archive, 'cc/job.json', json.dumps(job).encode('utf-8'), mode=0o600, uid=uid)
     return buffer.getvalue()
