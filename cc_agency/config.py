@@ -12,6 +12,7 @@ DEFAULT_CONFIG_PATH = os.path.join('~', '.config', 'cc-agency.yml')
 CONFIG_ENV_VAR = 'CC_AGENCY_CONF'
 
 _SECONDS = {'type': 'number', 'exclusiveMinimum': 0}
+_POSITIVE = {'type': 'number', 'exclusiveMinimum': 0}
 _COUNT = {'type': 'integer', 'minimum': 1}
 _STRING = {'type': 'string', 'minLength': 1}
 
@@ -114,6 +115,9 @@ CONFIG_SCHEMA = {
                         'strategy': {'enum': ['spread', 'binpack']},
                         'attempts_to_fail': _COUNT,
                         'pass_interval_seconds': _SECONDS,
+                        # which user's batch is placed next (cc_agency/controller/fairshare.py POLICIES)
+                        'policy': {'enum': ['fair', 'fifo']},
+                        'user_weights': {'type': 'object', 'additionalProperties': _POSITIVE},
                     },
                     'required': ['strategy', 'attempts_to_fail'],
                     'additionalProperties': False,
@@ -148,6 +152,7 @@ DEFAULTS = {
     'controller.docker.api_timeout_seconds': 10,
     'controller.docker.container_user': '1000:1000',
     'controller.scheduling.pass_interval_seconds': 2,
+    'controller.scheduling.policy': 'fair',
 }
 
 

@@ -58,6 +58,7 @@ def ensure_indexes(db):
     """Indexes every query of the broker and the controller relies on; idempotent."""
     batches = db[BATCHES]
     batches.create_index([('state', 1), (SEQ, 1)])  # the queue, and lists by state
+    batches.create_index([('state', 1), ('username', 1), (SEQ, 1)])  # the users with queued batches, each one's queue
     batches.create_index([('experimentId', 1), ('state', 1)])
     batches.create_index([('node', 1), ('state', 1)])
     for collection in (batches, db[EXPERIMENTS]):

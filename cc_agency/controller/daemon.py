@@ -58,7 +58,8 @@ class Controller:
         self.reconciler = Reconciler(db, self.engines, self.runs, self.lifecycle, self.launcher.launch,
                                      self.scheduling_lock)
         self.scheduler = Scheduler(db, self.nodes, scheduling['strategy'], self.lifecycle, self.launcher.launch,
-                                   CheckWatcher(db, self.engines, self.stopping, self.wake).watch)
+                                   CheckWatcher(db, self.engines, self.stopping, self.wake).watch,
+                                   policy=scheduling['policy'], user_weights=scheduling.get('user_weights'))
 
     def wake(self):
         self._wake.set()
