@@ -118,6 +118,9 @@ CONFIG_SCHEMA = {
                         # which user's batch is placed next (cc_agency/controller/fairshare.py POLICIES)
                         'policy': {'enum': ['fair', 'fifo']},
                         'user_weights': {'type': 'object', 'additionalProperties': _POSITIVE},
+                        # wall-clock limits of batch runs (cc_agency/timelimits.py)
+                        'default_time_limit_seconds': _COUNT,
+                        'max_time_limit_seconds': _COUNT,
                     },
                     'required': ['strategy', 'attempts_to_fail'],
                     'additionalProperties': False,

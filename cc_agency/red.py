@@ -58,6 +58,7 @@ EXECUTION_SETTINGS_SCHEMA = {
         'access': {'type': 'object'},
         'batchConcurrencyLimit': {'type': 'integer', 'minimum': 1},
         'retryIfFailed': {'type': 'boolean'},
+        'timeLimitSeconds': {'type': 'integer', 'minimum': 1},  # wall-clock limit of a run: cc_agency/timelimits.py
     },
     'additionalProperties': False,
 }

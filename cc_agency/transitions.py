@@ -2,17 +2,18 @@
 
 `BatchLifecycle` is what the broker and the controller's workers are handed to write batch state (the write side
 that Nomad's scheduler calls its Planner): `schedule`, `start`, `succeed`, `fail_attempt` (with the retry policy),
-`abandon` (fail an attempt nobody watches any more), `fail_unplaceable` and `cancel`. Each is a compare-and-set on
-{_id, state} plus a history entry; a run's operations are also fenced by its attempt number (`attempts`), so a
-stale decision — a late container exit, a cancel racing a completion, two controllers — can never overwrite a
-newer one. Entering a terminal state voids the batch's connector secrets in the same write. Which moves are
-allowed at all is cc_agency.states.
+`abandon` (fail an attempt nobody watches any more), `time_out` (a run over its wall-clock limit), `fail_unplaceable`
+and `cancel`. Each is a compare-and-set on {_id, state} plus a history entry; a run's operations are also fenced by
+its attempt number (`attempts`), so a stale decision — a late container exit, a cancel racing a completion, two
+controllers — can never overwrite a newer one. Entering a terminal state voids the batch's connector secrets in the
+same write. Which moves are allowed at all is cc_agency.states.
 """
 import logging
 
 import pymongo.errors
 from bson import ObjectId
 
+from cc_agency.timelimits import time_limit_reason
 from cc_agency.db import BATCHES, EXPERIMENTS, history_push, now
 from cc_agency.secrets import VOIDED, replace_protected, void_batch_secrets
 from cc_agency.states import (ACTIVE_STATES, CANCELLED, FAILED, PROCESSING, REGISTERED, SCHEDULED, SUCCEEDED,
@@ -131,6 +132,17 @@ class BatchLifecycle:
         log.info('batch %s on node %s: attempt %d failed (%s) -> %s', batch['_id'], node, attempt, failure.reasons[0],
                  to_state)
         return to_state
+
+    def time_out(self, batch, attempt, node, limit_s):
+        """processing -> failed: the run exceeded its wall-clock limit (its container was removed). Never retried,
+        as Slurm's TIMEOUT: another run would most likely run as long."""
+        debug_info = ['attempt {} on node {}: {}'.format(attempt, node, time_limit_reason(limit_s))]
+        if not self._move(dict(batch, state=PROCESSING), FAILED, node=node, debug_info=debug_info,
+                          match={'attempts': attempt}):
+            return False
+        log.info('batch %s on node %s: attempt %d exceeded its time limit of %d s -> failed', batch['_id'], node,
+                 attempt, limit_s)
+        return True
 
     def abandon(self, batch_id, attempt, node, reason):
         """Fail an attempt without waiting for it (its node is lost, its container vanished, its thread crashed),

@@ -23,6 +23,7 @@ from cc_agency.controller.scheduler import Scheduler
 from cc_agency.controller.state import NodeBoard, RunRegistry
 from cc_agency.db import BATCHES, ensure_indexes
 from cc_agency.states import CANCELLED
+from cc_agency.timelimits import TimeLimits
 from cc_agency.transitions import BatchLifecycle
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,9 @@ class Controller:
             db=db, lifecycle=self.lifecycle, runs=self.runs, nodes=self.nodes, stopping=self.stopping, wake=self.wake,
             container_user=docker_conf['container_user'],
             disable_pull=docker_conf.get('core_image', {}).get('disable_pull', False),
-            agent_source=jobs.read_agent_source()), self.engines)
+            agent_source=jobs.read_agent_source(),
+            time_limits=TimeLimits(scheduling.get('default_time_limit_seconds'),
+                                   scheduling.get('max_time_limit_seconds'))), self.engines)
         self.reconciler = Reconciler(db, self.engines, self.runs, self.lifecycle, self.launcher.launch,
                                      self.scheduling_lock)
         self.scheduler = Scheduler(db, self.nodes, scheduling['strategy'], self.lifecycle, self.launcher.launch,
