@@ -1,7 +1,8 @@
 """One scheduling pass: read what can be decided now, oldest first, place it in memory, write each decision as a CAS.
 
 The database work of a pass is proportional to what the pass decides, not to the length of the queue:
-1. one read of the batches that hold resources (scheduled, processing), projected to what placement needs;
+1. one read of the batches that hold resources (scheduled, processing), projected to what placement needs, and,
+   when some node has room, one of the cordoned nodes (cc_agency/cordon.py): nothing new is placed on those;
 2. the queue in pages, oldest first (keyset on the registration sequence number `seq`). Each page asks only for
    batches that can be decided now: those that fit the largest free RAM and the most free GPUs of one node, and
    those that no node could ever hold (they fail at once); never those of experiments already found blocked in this
@@ -29,6 +30,7 @@ from collections import Counter
 from bson import ObjectId
 
 from cc_agency.controller import jobs
+from cc_agency.cordon import cordoned_nodes
 from cc_agency.controller.fairshare import FAIR, DominantShares, fair_pass
 from cc_agency.controller.placement import BatchRequest, Gpu, NodeCapacity, Placement, Placer, Unplaceable
 from cc_agency.db import BATCHES, EXPERIMENTS, SEQ
@@ -157,6 +159,10 @@ class SchedulePass:
         capacities = node_capacities(self.scheduler.nodes.snapshot(), active)
         if not capacities:
             return 0
+        if any(node.online and node.free_ram_mib >= MIN_RAM_MIB for node in capacities.values()):
+            # only a pass that may place anything asks which nodes are cordoned: a full cluster costs no read
+            for name in cordoned_nodes(self.db) & set(capacities):
+                capacities[name].online = False
         self.active_per_experiment = Counter(batch['experimentId'] for batch in active)
         self.placer = Placer(capacities.values(), self.scheduler.strategy, concurrency={})
         if self.scheduler.policy == FAIR and self._room():

@@ -56,7 +56,8 @@ def sample(broker):
     experiment_id = broker.submit(admin, batches=2)
     first, second = [b['_id'] for b in broker.get(admin, '/batches', experimentId=experiment_id).json()]
     broker.db['batch_output'].insert_one({'_id': ObjectId(first), 'stdout': 'o', 'stderr': 'e'})
-    return admin, {'experiment_id': experiment_id, 'batch_id': first, 'cancel_id': second}
+    broker.db['nodes'].insert_one({'_id': 'node1', 'state': 'online', 'ramMiB': 4096, 'cpus': 2, 'gpus': []})
+    return admin, {'experiment_id': experiment_id, 'batch_id': first, 'cancel_id': second, 'node_name': 'node1'}
 
 
 def test_every_documented_operation_answers_as_documented(broker, sample):
@@ -66,9 +67,10 @@ def test_every_documented_operation_answers_as_documented(broker, sample):
         operation = document['paths'][path][method.lower()]
         values = dict(ids, batch_id=ids['cancel_id'] if method == 'DELETE' else ids['batch_id'])
         url = broker.url + path.format(**values)
-        if method == 'POST':
-            response = admin.post(url, json=operation['requestBody']['content']['application/json']['schema'].get(
-                'example') or document['components']['schemas']['Red']['example'], timeout=30)
+        if method in ('POST', 'PATCH'):
+            body = operation['requestBody']['content']['application/json']['schema'].get('example')
+            response = admin.request(method, url, json=body or document['components']['schemas']['Red']['example'],
+                                     timeout=30)
         else:
             response = admin.request(method, url, timeout=30)
         assert response.status_code == 200, (method, path, response.text)
@@ -104,6 +106,6 @@ def test_fuzz_no_server_error_and_answers_as_documented(case, broker, fuzz_auth)
 def test_fuzz_without_credentials_is_always_401(broker):
     """Every operation but liveness wants a login, whatever else the request holds."""
     for method, path in documented_operations() - {('GET', '/')}:
-        response = requests.request(method, broker.url + path.format(experiment_id='0' * 24, batch_id='0' * 24),
-                                    timeout=10)
+        response = requests.request(method, broker.url + path.format(experiment_id='0' * 24, batch_id='0' * 24,
+                                                                     node_name='node1'), timeout=10)
         assert response.status_code == 401, (method, path)

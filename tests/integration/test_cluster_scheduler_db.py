@@ -7,6 +7,7 @@ from bson import ObjectId
 
 from cc_agency.controller.scheduler import NEVER_FIT_SWEEP_S, Scheduler
 from cc_agency.controller.state import NodeBoard
+from cc_agency.cordon import set_schedulable
 from cc_agency.db import allocate_seq, ensure_indexes
 from cc_agency.transitions import BatchLifecycle
 from localcluster.mongo import CommandCounter
@@ -64,9 +65,9 @@ def test_a_pass_reads_about_what_it_places_whatever_the_queue_length(counted_db,
     scheduler = RecordingScheduler(db, nodes(2, 5 * 512), policy=policy)
     commands.reset()
     assert scheduler.run_pass() == 10
-    # active batches, one page of the queue, its experiment; one conditional update per placement; `fair` asks
-    # first which users have queued batches (one user here: their page is the whole room, as fifo's)
-    assert commands.commands == dict({'find': 3, 'update': 10}, **({'distinct': 1} if policy == 'fair' else {}))
+    # active batches, cordoned nodes, one page of the queue, its experiment; one conditional update per placement;
+    # `fair` asks first which users have queued batches (one user here: their page is the whole room, as fifo's)
+    assert commands.commands == dict({'find': 4, 'update': 10}, **({'distinct': 1} if policy == 'fair' else {}))
     assert commands.documents <= 2 * 10 * 2 + 1  # a page holds what the room could take at 256 MiB a batch
     commands.reset()
     assert scheduler.run_pass() == 0
@@ -85,8 +86,9 @@ def test_blocked_experiments_are_left_out_of_the_next_page(counted_db):
     finds, documents = commands.commands['find'], commands.documents
     placed = Counter(db.batches.find_one({'_id': batch_id})['experimentId'] for batch_id, _, _ in scheduler.launched)
     assert placed == {limited: 2, one_at_a_time: 1, free: 5}
-    # active batches, then three pages (each leaving out the experiments found blocked so far) and their experiments
-    assert finds == 1 + 2 * 3
+    # active batches, cordoned nodes, then three pages (each leaving out the experiments found blocked so far) and
+    # their experiments
+    assert finds == 2 + 2 * 3
     assert documents <= 3 * 40 + 3
 
 
@@ -140,7 +142,7 @@ def test_fair_reads_each_users_head_of_the_queue_and_serves_them_by_share(counte
     first_of_carol = db.batches.find_one({'experimentId': carol}, sort=[('seq', 1)])
     assert first_of_carol['state'] == 'scheduled'  # FIFO within a user
     # whatever the queues' lengths: the users, a few pages per user and their experiments; reads follow placements
-    assert distincts == 1 and finds <= 1 + 3 * 2 * 2
+    assert distincts == 1 and finds <= 2 + 3 * 2 * 2
     assert documents <= 2 + 2 * 10 + 3
 
 
@@ -152,3 +154,17 @@ def test_weights_give_a_user_a_larger_part(counted_db):
     assert scheduler.run_pass() == 12
     placed = Counter(db.batches.find_one({'_id': batch_id})['username'] for batch_id, _, _ in scheduler.launched)
     assert placed == {'alice': 3, 'bob': 9}
+
+
+def test_nothing_new_is_placed_on_a_cordoned_node(counted_db):
+    db, _ = counted_db
+    add_experiment(db, 30, time=1)
+    for name in ('n0', 'n1', 'n2'):
+        db.nodes.insert_one({'_id': name, 'state': 'online'})
+    assert set_schedulable(db, 'n1', False, 'test') is not None
+    scheduler = RecordingScheduler(db, nodes(3, 4 * 512))
+    assert scheduler.run_pass() == 8
+    assert Counter(node for _, node, _ in scheduler.launched) == {'n0': 4, 'n2': 4}
+    set_schedulable(db, 'n1', True, 'test')
+    assert scheduler.run_pass() == 4
+    assert Counter(node for _, node, _ in scheduler.launched)['n1'] == 4
