@@ -16,9 +16,9 @@ def set_schedulable(db, node_name, schedulable, by):
     """
     what = 'uncordoned' if schedulable else 'cordoned'
     entry = {'state': None, SCHEDULABLE: schedulable, 'time': now(), 'debugInfo': ['{} by {}'.format(what, by)]}
-    return db[NODES].find_one_and_update({'_id': node_name},
-                                         {'$set': {SCHEDULABLE: schedulable}, '$push': {'history': history_push(entry)}},
-                                         projection={'history': 0}, return_document=True)
+    update = {'$set': {SCHEDULABLE: schedulable}, '$push': {'history': history_push(entry)}}
+    return db[NODES].find_one_and_update({'_id': node_name}, update, projection={'history': 0},
+                                         return_document=True)
 
 
 def is_schedulable(node_document):

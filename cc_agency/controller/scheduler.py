@@ -55,7 +55,8 @@ def node_capacities(node_status, active_batches):
         if status.get('ramMiB') is None:
             continue
         gpus = [Gpu(gpu['id'], gpu['vram']) for gpu in status.get('gpus') or []]
-        capacities[name] = NodeCapacity(name, status['ramMiB'], gpus=gpus, online=status.get('state') == NODE_ONLINE)
+        schedulable = status.get('state') == NODE_ONLINE and not status.get('draining')
+        capacities[name] = NodeCapacity(name, status['ramMiB'], gpus=gpus, online=schedulable)
     for batch in active_batches:
         capacity = capacities.get(batch.get('node'))
         if capacity is not None:
