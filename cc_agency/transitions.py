@@ -2,11 +2,12 @@
 
 `BatchLifecycle` is what the broker and the controller's workers are handed to write batch state (the write side
 that Nomad's scheduler calls its Planner): `schedule`, `start`, `succeed`, `fail_attempt` (with the retry policy),
-`abandon` (fail an attempt nobody watches any more), `time_out` (a run over its wall-clock limit), `fail_unplaceable`
-and `cancel`. Each is a compare-and-set on {_id, state} plus a history entry; a run's operations are also fenced by
-its attempt number (`attempts`), so a stale decision — a late container exit, a cancel racing a completion, two
-controllers — can never overwrite a newer one. Entering a terminal state voids the batch's connector secrets in the
-same write. Which moves are allowed at all is cc_agency.states.
+`abandon` (fail an attempt nobody watches any more), `time_out` (a run over its wall-clock limit),
+`fail_unplaceable`, `cancel` and `cancel_experiment`. Each is a compare-and-set on {_id, state} plus a history
+entry; a run's operations are also fenced by its attempt number (`attempts`), so a stale decision — a late
+container exit, a cancel racing a completion, two controllers — can never overwrite a newer one. Entering a
+terminal state voids the batch's connector secrets in the same write. Which moves are allowed at all is
+cc_agency.states.
 """
 import logging
 
@@ -158,6 +159,22 @@ class BatchLifecycle:
     def cancel(self, batch, debug_info='cancelled by user'):
         """Any unfinished state -> cancelled; the controller removes a container the batch still has."""
         return self._move(batch, CANCELLED, node=batch.get('node'), debug_info=[debug_info])
+
+    def cancel_experiment(self, experiment_id, debug_info='experiment cancelled by user', tries=5):
+        """Cancel every batch of the experiment that has not ended; returns how many this call cancelled. A batch the
+        controller moves between our read and our write is read again (up to `tries` times)."""
+        fields = {'state': 1, 'node': 1, 'experimentId': 1, 'inputs': 1, 'outputs': 1}
+        unfinished = {'experimentId': experiment_id, 'state': {'$nin': list(TERMINAL_STATES)}}
+        cancelled = 0
+        for batch in self.db[BATCHES].find(unfinished, fields):
+            for _ in range(tries):
+                if self.cancel(batch, debug_info):
+                    cancelled += 1
+                    break
+                batch = self.db[BATCHES].find_one({'_id': batch['_id']}, fields)
+                if batch is None or batch['state'] in TERMINAL_STATES:
+                    break
+        return cancelled
 
     # --- the compare-and-set --------------------------------------------------------------------------------------
     def persistently(self, operation):
