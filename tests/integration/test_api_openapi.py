@@ -16,6 +16,7 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, respons
                                                status_code_conformance)
 
 from cc_agency.broker.factory import create_app
+from tests import reds
 from tests.integration.api_support import broker  # noqa: F401 (fixture)
 
 SPEC_PATH = os.path.join(os.path.dirname(__file__), '..', '..', 'docs', 'openapi.yaml')
@@ -67,7 +68,9 @@ def test_every_documented_operation_answers_as_documented(broker, sample):
         operation = document['paths'][path][method.lower()]
         values = dict(ids, batch_id=ids['cancel_id'] if method == 'DELETE' else ids['batch_id'])
         url = broker.url + path.format(**values)
-        if method in ('POST', 'PATCH'):
+        if path.endswith('/resubmit'):  # the sample's own RED; its batches were cancelled by DELETE before
+            response = admin.post(url, json=reds.red_of(2), params={'states': 'failed,cancelled'}, timeout=30)
+        elif method in ('POST', 'PATCH'):
             body = operation['requestBody']['content']['application/json']['schema'].get('example')
             response = admin.request(method, url, json=body or document['components']['schemas']['Red']['example'],
                                      timeout=30)
