@@ -30,9 +30,9 @@ from collections import Counter
 from bson import ObjectId
 
 from cc_agency.controller import jobs
-from cc_agency.cordon import cordoned_nodes
 from cc_agency.controller.fairshare import FAIR, DominantShares, fair_pass
 from cc_agency.controller.placement import BatchRequest, Gpu, NodeCapacity, Placement, Placer, Unplaceable
+from cc_agency.cordon import cordoned_nodes
 from cc_agency.db import BATCHES, EXPERIMENTS, SEQ
 from cc_agency.red import MIN_RAM_MIB
 from cc_agency.states import ACTIVE_STATES, NODE_ONLINE, REGISTERED
