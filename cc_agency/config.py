@@ -20,6 +20,7 @@ SECRET_KEYS = frozenset(['password', 'secret_key'])  # their values never appear
 log = logging.getLogger(__name__)
 
 _SECONDS = {'type': 'number', 'exclusiveMinimum': 0}
+_POSITIVE = {'type': 'number', 'exclusiveMinimum': 0}
 _COUNT = {'type': 'integer', 'minimum': 1}
 _STRING = {'type': 'string', 'minLength': 1}
 
@@ -207,6 +208,12 @@ CONFIG_SCHEMA = {
                         'pass_interval_seconds': _SECONDS,
                         # an experiment without batchConcurrencyLimit runs at most this many batches at once
                         'batch_concurrency_limit': {'type': 'integer', 'minimum': 1, 'maximum': 1000000},
+                        # which user's batch is placed next (cc_agency/controller/fairshare.py POLICIES)
+                        'policy': {'enum': ['fair', 'fifo']},
+                        'user_weights': {'type': 'object', 'additionalProperties': _POSITIVE},
+                        # wall-clock limits of batch runs (cc_agency/timelimits.py)
+                        'default_time_limit_seconds': _COUNT,
+                        'max_time_limit_seconds': _COUNT,
                     },
                     'additionalProperties': False,
                 },
@@ -248,6 +255,7 @@ DEFAULTS = {
     'controller.scheduling.strategy': 'spread',
     'controller.scheduling.attempts_to_fail': 3,
     'controller.scheduling.batch_concurrency_limit': 64,  # cc-agency 9.x's default batchConcurrencyLimit
+    'controller.scheduling.policy': 'fair',
 }
 
 # cc-agency 9.x keys that load but change nothing here: (key path, when it is worth a warning, why). One warning

@@ -25,6 +25,8 @@ COUNTERS = 'counters'
 PENDING_BATCHES = 'pending_batches'
 ALL_COLLECTIONS = (EXPERIMENTS, BATCHES, PENDING_BATCHES, BATCH_OUTPUT, NODES, USERS, TOKENS, LOGIN_FAILURES, COUNTERS)
 
+NODE_SCHEDULABLE = 'schedulable'  # field of a node: False while it is cordoned (cc_agency.cordon)
+
 HISTORY_LIMIT = 100  # entries kept per batch and node; older ones are dropped
 # Every experiment and every batch gets a sequence number `seq` when it is registered (the batches of one
 # experiment a consecutive block): registration order as one integer. The queue and the lists are in this order;
@@ -64,6 +66,7 @@ def ensure_indexes(db):
     """Indexes every query of the broker and the controller relies on; idempotent."""
     batches = db[BATCHES]
     batches.create_index([('state', 1), (SEQ, 1)])  # the queue, and lists by state
+    batches.create_index([('state', 1), ('username', 1), (SEQ, 1)])  # the users with queued batches, each one's queue
     batches.create_index([('experimentId', 1), ('state', 1)])
     batches.create_index([('node', 1), ('state', 1)])
     for collection in (batches, db[EXPERIMENTS]):
@@ -71,6 +74,7 @@ def ensure_indexes(db):
         collection.create_index([('username', 1)] + LIST_ORDER)
     db[EXPERIMENTS].create_index([('registrationComplete', 1)])  # registrations under way
     db[PENDING_BATCHES].create_index([('stagedAt', 1)])  # orphaned chunks
+    db[NODES].create_index([(NODE_SCHEDULABLE, 1)])  # the cordoned nodes (cc_agency.cordon)
     db[USERS].create_index([('username', 1)], unique=True)
     db[TOKENS].create_index([('tokenHash', 1)], unique=True)
     db[TOKENS].create_index([('expiresAt', 1)])

@@ -29,6 +29,7 @@ DEFAULT_RAM_MIB = 1024                  # `ram` is optional in RED 9; a batch ne
 MAX_GPUS = 64                           # per batch: `gpus.count` and the length of `gpus.devices`
 MAX_VRAM_MIB = 1024 * 1024              # 1 TiB per GPU (`gpus.devices[].vramMin`)
 MAX_BATCH_CONCURRENCY_LIMIT = 1000000   # `batchConcurrencyLimit`; the controller's default is 64 (9.x's)
+MAX_TIME_LIMIT_SECONDS = 10 ** 9          # `timeLimitSeconds`: about 31 years
 MAX_FILE_SIZE_BYTES = 2 ** 50           # 1 PiB: `size` of an input file, a listed file or an output file
 MAX_ARGUMENT_POSITION = 2 ** 31 - 1     # `inputBinding.position`: CWL's int
 MAX_TEXT_CHARS = 1024 * 1024            # any string value (an inline script, a token, a doc text)
@@ -89,6 +90,8 @@ EXECUTION_SETTINGS_SCHEMAS = {
             'access': {'type': 'object'},
             'batchConcurrencyLimit': {'type': 'integer', 'minimum': 1, 'maximum': MAX_BATCH_CONCURRENCY_LIMIT},
             'retryIfFailed': {'type': 'boolean'},
+            # wall-clock limit of a run: cc_agency/timelimits.py
+            'timeLimitSeconds': {'type': 'integer', 'minimum': 1, 'maximum': MAX_TIME_LIMIT_SECONDS},
         },
         'additionalProperties': False,
     },

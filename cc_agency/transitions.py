@@ -2,11 +2,12 @@
 
 `BatchLifecycle` is what the broker and the controller's workers are handed to write batch state (the write side
 that Nomad's scheduler calls its Planner): `schedule`, `start`, `succeed`, `fail_attempt` (with the retry policy),
-`abandon` (fail an attempt nobody watches any more), `fail_unplaceable` and `cancel`. Each is a compare-and-set on
-{_id, state} plus a history entry; a run's operations are also fenced by its attempt number (`attempts`), so a
-stale decision — a late container exit, a cancel racing a completion, two controllers — can never overwrite a
-newer one. Entering a terminal state voids the batch's connector secrets in the same write. Which moves are
-allowed at all is cc_agency.states.
+`abandon` (fail an attempt nobody watches any more), `time_out` (a run over its wall-clock limit),
+`fail_unplaceable`, `cancel` and `cancel_experiment`. Each is a compare-and-set on {_id, state} plus a history
+entry; a run's operations are also fenced by its attempt number (`attempts`), so a stale decision — a late
+container exit, a cancel racing a completion, two controllers — can never overwrite a newer one. Entering a
+terminal state voids the batch's connector secrets in the same write. Which moves are allowed at all is
+cc_agency.states.
 """
 import logging
 
@@ -14,6 +15,7 @@ import pymongo.errors
 from bson import ObjectId
 
 from cc_agency.batch_counts import count_transition
+from cc_agency.timelimits import time_limit_reason
 from cc_agency.db import BATCHES, EXPERIMENTS, history_push, now
 from cc_agency.secrets import VOIDED, replace_protected_image_auth, void_batch_secrets
 from cc_agency.states import (ACTIVE_STATES, CANCELLED, FAILED, PROCESSING, REGISTERED, SCHEDULED, SUCCEEDED,
@@ -133,6 +135,17 @@ class BatchLifecycle:
                  to_state)
         return to_state
 
+    def time_out(self, batch, attempt, node, limit_s):
+        """processing -> failed: the run exceeded its wall-clock limit (its container was removed). Never retried,
+        as Slurm's TIMEOUT: another run would most likely run as long."""
+        debug_info = ['attempt {} on node {}: {}'.format(attempt, node, time_limit_reason(limit_s))]
+        if not self._move(dict(batch, state=PROCESSING), FAILED, node=node, debug_info=debug_info,
+                          match={'attempts': attempt}):
+            return False
+        log.info('batch %s on node %s: attempt %d exceeded its time limit of %d s -> failed', batch['_id'], node,
+                 attempt, limit_s)
+        return True
+
     def abandon(self, batch_id, attempt, node, reason):
         """Fail an attempt without waiting for it (its node is lost, its container vanished, its thread crashed),
         if the batch is still active in that attempt."""
@@ -147,6 +160,22 @@ class BatchLifecycle:
     def cancel(self, batch, debug_info='cancelled by user'):
         """Any unfinished state -> cancelled; the controller removes a container the batch still has."""
         return self._move(batch, CANCELLED, node=batch.get('node'), debug_info=[debug_info])
+
+    def cancel_experiment(self, experiment_id, debug_info='experiment cancelled by user', tries=5):
+        """Cancel every batch of the experiment that has not ended; returns how many this call cancelled. A batch the
+        controller moves between our read and our write is read again (up to `tries` times)."""
+        fields = {'state': 1, 'node': 1, 'experimentId': 1, 'inputs': 1, 'outputs': 1}
+        unfinished = {'experimentId': experiment_id, 'state': {'$nin': list(TERMINAL_STATES)}}
+        cancelled = 0
+        for batch in self.db[BATCHES].find(unfinished, fields):
+            for _ in range(tries):
+                if self.cancel(batch, debug_info):
+                    cancelled += 1
+                    break
+                batch = self.db[BATCHES].find_one({'_id': batch['_id']}, fields)
+                if batch is None or batch['state'] in TERMINAL_STATES:
+                    break
+        return cancelled
 
     # --- the compare-and-set --------------------------------------------------------------------------------------
     def persistently(self, operation):

@@ -1,4 +1,4 @@
-"""`ccagency`: operator commands (create-db-user, create-broker-user, drop-db-collections).
+"""`ccagency`: operator commands (create-db-user, create-broker-user, drop-db-collections, node).
 
 Every command takes `-c/--conf-file` (default: $CC_AGENCY_CONF or ~/.config/cc-agency.yml). Problems end the
 command with one line on stderr and a non-zero exit code, never a traceback.
@@ -8,13 +8,14 @@ import sys
 
 import pymongo.errors
 
-from cc_agency.cli import CliError, create_broker_user, create_db_user, drop_db_collections
+from cc_agency.cli import CliError, create_broker_user, create_db_user, drop_db_collections, node
 from cc_agency.config import ConfigError, load_config
 
 COMMANDS = {
     'create-db-user': create_db_user,
     'create-broker-user': create_broker_user,
     'drop-db-collections': drop_db_collections,
+    'node': node,
 }
 
 

@@ -3,7 +3,8 @@
 Threads: the scheduler loop (woken over ZeroMQ by the broker, by finished runs and by its timer), the registrar
 (turns the batches the broker staged into batch documents), a ZeroMQ listener, one monitor per node, one thread
 per running batch attempt. Every loop catches and logs what goes wrong in one pass and goes on, so one bad
-document or one failing engine never stops scheduling.
+document or one failing engine never stops scheduling. SIGHUP asks for the configuration to be read again: the
+scheduling loop applies its node changes (cc_agency/controller/reload.py) between two passes.
 """
 import logging
 import threading
@@ -13,16 +14,19 @@ import pymongo.errors
 import zmq
 
 from cc_agency import batch_counts, loggable, registration, transitions
+from cc_agency.config import ConfigError, load_config
 from cc_agency.controller import jobs
 from cc_agency.controller.connector_checks import CheckWatcher
 from cc_agency.controller.engines import Engine
 from cc_agency.controller.nodes import NodeMonitor
 from cc_agency.controller.reconcile import Reconciler
+from cc_agency.controller.reload import node_changes
 from cc_agency.controller.runner import Launcher, RunContext
 from cc_agency.controller.scheduler import Scheduler
 from cc_agency.controller.state import NodeBoard, RunRegistry
-from cc_agency.db import BATCHES, ensure_indexes
-from cc_agency.states import CANCELLED
+from cc_agency.db import BATCHES, NODES, ensure_indexes
+from cc_agency.states import ACTIVE_STATES, CANCELLED
+from cc_agency.timelimits import TimeLimits
 from cc_agency.transitions import BatchLifecycle
 
 log = logging.getLogger(__name__)
@@ -34,9 +38,13 @@ WAKE_MAX_BYTES = 64
 class Controller:
     """Builds the workers from the configuration, hands each the few collaborators it uses, runs the loops."""
 
-    def __init__(self, conf, db):
+    def __init__(self, conf, db, conf_path=None):
+        """`conf_path`: the file `conf` was read from, read again on `request_reload()`."""
         self.conf = conf
         self.db = db
+        self.conf_path = conf_path
+        self._monitor_stops = {}  # node name -> the Event that stops its monitor
+        self._reload_requested = threading.Event()
         docker_conf = conf['controller']['docker']
         scheduling = conf['controller']['scheduling']
         self.pass_interval_s = scheduling['pass_interval_seconds']
@@ -55,11 +63,14 @@ class Controller:
             db=db, lifecycle=self.lifecycle, runs=self.runs, nodes=self.nodes, stopping=self.stopping, wake=self.wake,
             container_user=docker_conf['container_user'],
             disable_pull=docker_conf.get('core_image', {}).get('disable_pull', False),
-            agent_source=jobs.read_agent_source()), self.engines)
+            agent_source=jobs.read_agent_source(),
+            time_limits=TimeLimits(scheduling.get('default_time_limit_seconds'),
+                                   scheduling.get('max_time_limit_seconds'))), self.engines)
         self.reconciler = Reconciler(db, self.engines, self.runs, self.lifecycle, self.launcher.launch,
                                      self.scheduling_lock)
         self.scheduler = Scheduler(db, self.nodes, scheduling['strategy'], self.lifecycle, self.launcher.launch,
-                                   CheckWatcher(db, self.engines, self.stopping, self.wake).watch)
+                                   CheckWatcher(db, self.engines, self.stopping, self.wake).watch,
+                                   policy=scheduling['policy'], user_weights=scheduling.get('user_weights'))
 
     def wake(self):
         self._wake.set()
@@ -71,15 +82,71 @@ class Controller:
         threading.Thread(target=self._listen, name='zmq-listener', daemon=True).start()
         threading.Thread(target=self._loop, args=(self._wake_registrar, 'registration', self._register),
                          name='registrar', daemon=True).start()
-        for engine in self.engines.values():
-            NodeMonitor(engine, self.db, self.nodes, self.reconciler.reconcile, self.reconciler.node_lost,
-                        self.stopping).start()
+        for name in list(self.engines):
+            self._start_monitor(name)
         self._loop(self._wake, 'scheduling', self._schedule)
+
+    def _start_monitor(self, name):
+        stop = threading.Event()
+        self._monitor_stops[name] = stop
+        NodeMonitor(self.engines[name], self.db, self.nodes, self.reconciler.reconcile, self.reconciler.node_lost,
+                    stop).start()
+
+    def _stop_monitor(self, name):
+        stop = self._monitor_stops.pop(name, None)
+        if stop is not None:
+            stop.set()
 
     def _schedule(self):
         with self.scheduling_lock:
+            if self._reload_requested.is_set():
+                self._reload_requested.clear()
+                self._reload()
+            self._remove_drained_nodes()
             self.scheduler.run_pass()
         self._stop_cancelled_runs()
+
+    # --- reloading the configuration ----------------------------------------------------------------------------
+    def request_reload(self):
+        """SIGHUP: only flags the request (a signal handler must not take locks); the scheduling loop applies it."""
+        self._reload_requested.set()
+        self._wake.set()
+
+    def _reload(self):
+        """Apply the node changes of the configuration file as it is now; a wrong file changes nothing."""
+        try:
+            new_conf = load_config(self.conf_path)
+        except ConfigError as e:
+            log.error('reload refused, the configuration stays as it was: %s', e)
+            return
+        docker_conf = self.conf['controller']['docker']
+        new_nodes = new_conf['controller']['docker']['nodes']
+        changes = node_changes(docker_conf['nodes'], new_nodes)
+        for name in changes.removed:
+            log.info('reload: node %s removed from the configuration, draining it (its running batches finish)', name)
+            self.nodes.drain(name)
+        for name in changes.added + changes.changed:
+            log.info('reload: node %s %s', name, 'changed' if name in changes.changed else 'added')
+            self._stop_monitor(name)  # a changed node, or one added back while it was draining
+            self.engines[name] = Engine(name, new_nodes[name], docker_conf['api_timeout_seconds'])
+            self.nodes.add(name)
+            self._start_monitor(name)
+        docker_conf['nodes'] = new_nodes
+        log.info('reload: %d node(s) added, %d changed, %d draining', len(changes.added), len(changes.changed),
+                 len(changes.removed))
+
+    def _remove_drained_nodes(self):
+        """A draining node whose batches have all ended leaves: monitor stopped, document removed."""
+        for name in self.nodes.draining():
+            if any(run['node'] == name for run in self.runs.snapshot().values()):
+                continue
+            if self.db[BATCHES].count_documents({'node': name, 'state': {'$in': list(ACTIVE_STATES)}}, limit=1):
+                continue
+            self._stop_monitor(name)
+            self.nodes.remove(name)
+            self.engines.pop(name, None)
+            self.db[NODES].delete_one({'_id': name})
+            log.info('node %s drained and removed', name)
 
     def _register(self):
         """One round of the registrar: finish the registrations the broker left to the controller, waking the
@@ -110,6 +177,8 @@ class Controller:
 
     def stop(self):
         self.stopping.set()
+        for name in list(self._monitor_stops):
+            self._stop_monitor(name)
         self.wake()
 
     def _wait_for_database(self):

@@ -4,7 +4,7 @@ import logging
 import signal
 import sys
 
-from cc_agency.config import ConfigError, load_config
+from cc_agency.config import ConfigError, config_path, load_config
 from cc_agency.controller.daemon import Controller
 from cc_agency.db import database
 
@@ -25,9 +25,10 @@ def main(argv=None):
     # their debug logs carry request bodies and database commands, with the secrets in them: never at DEBUG
     for noisy in ('urllib3', 'pymongo', 'docker'):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    controller = Controller(conf, database(conf))
+    controller = Controller(conf, database(conf), conf_path=config_path(args.conf_file))
     signal.signal(signal.SIGTERM, lambda *_: controller.stop())
     signal.signal(signal.SIGINT, lambda *_: controller.stop())
+    signal.signal(signal.SIGHUP, lambda *_: controller.request_reload())  # systemctl reload: see reload.py
     controller.serve_forever()
     return 0
 

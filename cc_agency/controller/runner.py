@@ -6,7 +6,9 @@ late or stale run can never decide the state of a newer attempt or of a cancelle
 the engine's `wait()`, so the controller learns of the exit at once, without polling. If the engine connection
 breaks while waiting, the thread waits for the engine to answer again (and then waits on) or for the node
 monitor to declare the node lost (which fails the attempt for it); a connection hiccup never re-runs a batch
-that is still running.
+that is still running. A run with a wall-clock limit (cc_agency/timelimits.py) has a timer, counted from
+`processing`, that removes its container when the limit passes; the wait then ends and the batch fails for good
+(`BatchLifecycle.time_out`), unless the run had exited by itself first.
 
 Whatever of an attempt is stored or logged (debugInfo, the agent's messages, the container's stderr tail, the
 command's stdout/stderr, exception messages) passes through the batch's `Masker` first: connectors and registries
@@ -28,6 +30,7 @@ from cc_agency.controller.state import NodeBoard, RunRegistry
 from cc_agency.db import BATCHES, BATCH_OUTPUT, EXPERIMENTS, now
 from cc_agency.secrets import Masker, strip_protected_prefix
 from cc_agency.states import PROCESSING, SCHEDULED, SUCCEEDED
+from cc_agency.timelimits import TimeLimits
 from cc_agency.transitions import AttemptFailed, BatchLifecycle
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,7 @@ class RunContext:
     container_user: str
     disable_pull: bool
     agent_source: bytes
+    time_limits: TimeLimits = TimeLimits()  # the operator's default and cap of runs' wall-clock limits
 
 
 def container_name(batch_id, attempt):
@@ -134,6 +138,10 @@ class BatchRun:
         self.batch = None
         self.experiment = None
         self.masker = Masker([])
+        self.limit_s = None
+        self._exit_lock = threading.Lock()  # the run's own exit vs. its time limit: whichever comes first decides
+        self._exited = False
+        self._timed_out = False
 
     def run(self):
         try:
@@ -260,20 +268,82 @@ class BatchRun:
                     return None
                 self.context.stopping.wait(ENGINE_RETRY_S)
 
+    # --- the wall-clock limit -----------------------------------------------------------------------------------
+    def _arm_time_limit(self):
+        """Start the timer of the run's time limit, counted from `processing`; None when the run has no limit."""
+        self.limit_s = self.context.time_limits.for_experiment(self.experiment)
+        if self.limit_s is None:
+            return None
+        remaining_s = self._started_processing_at() + self.limit_s - now()
+        timer = threading.Timer(max(0.0, remaining_s), self._expire)
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def _started_processing_at(self):
+        """When this attempt became `processing`: just now, when this thread started it (the batch was read while
+        scheduled), or, for a run adopted after a controller restart, as its history says, so that a restart does
+        not give a run a fresh limit."""
+        if self.batch['state'] == PROCESSING:
+            times = [entry['time'] for entry in self.batch.get('history') or () if entry.get('state') == PROCESSING]
+            if times:
+                return times[-1]
+        return now()
+
+    def _expire(self):
+        with self._exit_lock:
+            if self._exited:
+                return
+            self._timed_out = True
+        log.info('batch %s on node %s: attempt %d exceeded its time limit of %d s, removing its container',
+                 self.batch_id, self.node, self.attempt, self.limit_s)
+        try:
+            self.engine.remove(self.container_id)  # ends the wait
+        except (EngineError, docker.errors.APIError) as e:
+            log.warning('batch %s: container on node %s not removed at its time limit (%s); retried when the wait '
+                        'ends', self.batch_id, self.node, e)
+
+    def _exited_in_time(self):
+        """Called once the wait is over: True when the run ended by itself (its limit can no longer strike)."""
+        with self._exit_lock:
+            self._exited = True
+            return not self._timed_out
+
+    def _time_out(self):
+        self.lifecycle.time_out(self.batch, self.attempt, self.node, self.limit_s)
+        self._remove_container()
+
     def _wait_and_record(self):
         self.context.runs.started(self.batch_id, self.attempt, self.node, self.container_id)
+        timer = self._arm_time_limit()
+        try:
+            self._wait_and_record_within_limit()
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _wait_and_record_within_limit(self):
         try:
             exit_code = self._wait_for_exit()
+            if not self._exited_in_time():
+                self._time_out()
+                return
             if exit_code is None:
                 return
             state = self.engine.inspect(self.container_id)['State']
             stdout, stdout_cut = self.engine.log_tail(self.container_id, 'stdout', jobs.RESULT_MAX_BYTES)
             stderr_bytes, stderr_cut = self.engine.log_tail(self.container_id, 'stderr', STDERR_READ_BYTES)
         except docker.errors.NotFound:
+            if not self._exited_in_time():
+                self._time_out()
+                return
             self._fail(PROCESSING, AttemptFailed(
                 ['the container was removed from outside while the batch ran on node {}'.format(self.node)]))
             return
         except (EngineError, docker.errors.APIError) as e:
+            if not self._exited_in_time():
+                self._time_out()
+                return
             self._fail(PROCESSING, AttemptFailed(['lost node {} while reading the result: {}'.format(self.node, e)]),
                        remove=False)
             return

@@ -10,21 +10,45 @@ from cc_agency.states import NODE_ONLINE
 
 
 class NodeBoard:
+    """Nodes come and go with a reloaded configuration (`add`, `drain`, `remove`); a draining node is shown with
+    `draining: True` whatever its monitor reports, so that nothing new is placed there."""
+
     def __init__(self, names, on_change=None):
         self._lock = threading.Lock()
         self._status = {name: {'state': None} for name in names}
+        self._draining = set()
         self._on_change = on_change
 
     def snapshot(self):
-        """{node name: {state, ramMiB, cpus, gpus, ...}}."""
+        """{node name: {state, ramMiB, cpus, gpus, ..., draining}}."""
         with self._lock:
-            return {name: dict(status) for name, status in self._status.items()}
+            return {name: dict(status, draining=name in self._draining) for name, status in self._status.items()}
 
     def set(self, name, status):
         with self._lock:
+            if name not in self._status:
+                return  # removed meanwhile: its monitor's last word is not news
             self._status[name] = dict(status)
         if self._on_change is not None:
             self._on_change()
+
+    def add(self, name):
+        with self._lock:
+            self._status[name] = {'state': None}
+            self._draining.discard(name)
+
+    def drain(self, name):
+        with self._lock:
+            self._draining.add(name)
+
+    def draining(self):
+        with self._lock:
+            return set(self._draining)
+
+    def remove(self, name):
+        with self._lock:
+            self._status.pop(name, None)
+            self._draining.discard(name)
 
     def is_online(self, name):
         with self._lock:

@@ -7,6 +7,7 @@ from bson import ObjectId
 
 from cc_agency.controller.scheduler import NEVER_FIT_SWEEP_S, Scheduler
 from cc_agency.controller.state import NodeBoard
+from cc_agency.cordon import set_schedulable
 from cc_agency.db import allocate_seq, ensure_indexes
 from cc_agency.transitions import BatchLifecycle
 from localcluster.mongo import CommandCounter
@@ -15,12 +16,13 @@ from localcluster.mongo import CommandCounter
 class RecordingScheduler(Scheduler):
     """The real scheduler on the real database, with nodes as given and attempts recorded instead of run."""
 
-    def __init__(self, db, node_status):
+    def __init__(self, db, node_status, policy='fair', user_weights=None):
         board = NodeBoard(node_status)
         for name, status in node_status.items():
             board.set(name, status)
         self.launched = []
-        super().__init__(db, board, 'spread', BatchLifecycle(db), self._record, watch_checks=lambda *args: None)
+        super().__init__(db, board, 'spread', BatchLifecycle(db), self._record, watch_checks=lambda *args: None,
+                         policy=policy, user_weights=user_weights)
 
     def _record(self, batch_id, node, attempt, gpu_ids=()):
         self.launched.append((batch_id, node, tuple(gpu_ids)))
@@ -37,14 +39,15 @@ def counted_db(mongo_server, mongo_db):
     client.close()
 
 
-def add_experiment(db, count, time, ram=512, gpus=(), limit=None):
-    """An experiment of `count` queued batches, registered after those added before it (as POST /red does)."""
+def add_experiment(db, count, time, ram=512, gpus=(), limit=None, username='alice'):
+    """An experiment of `count` queued batches of `username`, registered after those added before it (as POST /red
+    does)."""
     experiment_id, first = ObjectId(), allocate_seq(db, 'batches', count)
-    db.experiments.insert_one({'_id': experiment_id, 'registrationComplete': True, 'registrationTime': time,
+    db.experiments.insert_one({'_id': experiment_id, 'username': username, 'registrationComplete': True, 'registrationTime': time,
                                'cli': {'inputs': {}, 'outputs': {}},
                                'execution': {'settings': {'batchConcurrencyLimit': limit} if limit else {}},
                                'container': {'settings': {'image': {'url': 'img'}, 'ram': ram}}})
-    db.batches.insert_many([{'experimentId': str(experiment_id), 'state': 'registered', 'registrationTime': time,
+    db.batches.insert_many([{'experimentId': str(experiment_id), 'username': username, 'state': 'registered', 'registrationTime': time,
                              'seq': first + i, 'attempts': 0, 'node': None, 'usedGPUs': None, 'history': [], 'inputs': {},
                              'outputs': {}, 'requirements': {'ramMiB': ram, 'gpuVramMiB': list(gpus)}}
                             for i in range(count)])
@@ -55,14 +58,16 @@ def nodes(count, ram_mib, gpus=()):
     return {'n{}'.format(i): {'state': 'online', 'ramMiB': ram_mib, 'gpus': list(gpus)} for i in range(count)}
 
 
-def test_a_pass_reads_about_what_it_places_whatever_the_queue_length(counted_db):
+@pytest.mark.parametrize('policy', ['fifo', 'fair'])
+def test_a_pass_reads_about_what_it_places_whatever_the_queue_length(counted_db, policy):
     db, commands = counted_db
     add_experiment(db, 2000, time=1)
-    scheduler = RecordingScheduler(db, nodes(2, 5 * 512))
+    scheduler = RecordingScheduler(db, nodes(2, 5 * 512), policy=policy)
     commands.reset()
     assert scheduler.run_pass() == 10
-    # active batches, one page of the queue, its experiment; per placement a conditional update and its counter
-    assert commands.commands == {'find': 3, 'update': 20}
+    # active batches, cordoned nodes, one page of the queue, its experiment; per placement a conditional update and
+    # its counter; `fair` asks first which users have queued batches (one user here: their page is the whole room)
+    assert commands.commands == dict({'find': 4, 'update': 20}, **({'distinct': 1} if policy == 'fair' else {}))
     assert commands.documents <= 2 * 10 * 2 + 1  # a page holds what the room could take at 256 MiB a batch
     commands.reset()
     assert scheduler.run_pass() == 0
@@ -75,14 +80,15 @@ def test_blocked_experiments_are_left_out_of_the_next_page(counted_db):
     limited = add_experiment(db, 300, time=1, limit=2)
     one_at_a_time = add_experiment(db, 300, time=2, limit=1)
     free = add_experiment(db, 5, time=3)
-    scheduler = RecordingScheduler(db, nodes(1, 20 * 512))
+    scheduler = RecordingScheduler(db, nodes(1, 20 * 512), policy='fifo')
     commands.reset()
     assert scheduler.run_pass() == 8
     finds, documents = commands.commands['find'], commands.documents
     placed = Counter(db.batches.find_one({'_id': batch_id})['experimentId'] for batch_id, _, _ in scheduler.launched)
     assert placed == {limited: 2, one_at_a_time: 1, free: 5}
-    # active batches, then three pages (each leaving out the experiments found blocked so far) and their experiments
-    assert finds == 1 + 2 * 3
+    # active batches, cordoned nodes, then three pages (each leaving out the experiments found blocked so far) and
+    # their experiments
+    assert finds == 2 + 2 * 3
     assert documents <= 3 * 40 + 3
 
 
@@ -115,3 +121,50 @@ def test_while_the_nodes_are_full_batches_that_never_fit_are_still_failed_now_an
     scheduler.last_queue_read -= NEVER_FIT_SWEEP_S  # as if that was a while ago
     assert scheduler.run_pass() == 0
     assert db.batches.find_one({'experimentId': too_large})['state'] == 'failed'
+
+
+def test_fair_reads_each_users_head_of_the_queue_and_serves_them_by_share(counted_db):
+    db, commands = counted_db
+    add_experiment(db, 2000, time=1, username='alice')
+    bob = add_experiment(db, 3, time=2, username='bob')
+    carol = add_experiment(db, 2000, time=3, username='carol')
+    add_experiment(db, 2, time=0, username='alice')  # alice holds two slots already
+    for batch in db.batches.find({'registrationTime': 0}):
+        db.batches.update_one({'_id': batch['_id']}, {'$set': {'state': 'processing', 'node': 'n0'}})
+    scheduler = RecordingScheduler(db, nodes(2, 6 * 512))
+    commands.reset()
+    assert scheduler.run_pass() == 10
+    finds, distincts, documents = commands.commands['find'], commands.commands['distinct'], commands.documents
+    placed = Counter(db.batches.find_one({'_id': batch_id})['username'] for batch_id, _, _ in scheduler.launched)
+    # 12 slots, alice held 2: bob and carol first, then by share in turn (ties by name), bob's queue ends at 3
+    assert placed == {'alice': 3, 'bob': 3, 'carol': 4}, placed
+    assert {b['state'] for b in db.batches.find({'experimentId': bob})} == {'scheduled'}
+    first_of_carol = db.batches.find_one({'experimentId': carol}, sort=[('seq', 1)])
+    assert first_of_carol['state'] == 'scheduled'  # FIFO within a user
+    # whatever the queues' lengths: the users, a few pages per user and their experiments; reads follow placements
+    assert distincts == 1 and finds <= 2 + 3 * 2 * 2
+    assert documents <= 2 + 2 * 10 + 3
+
+
+def test_weights_give_a_user_a_larger_part(counted_db):
+    db, _ = counted_db
+    add_experiment(db, 100, time=1, username='alice')
+    add_experiment(db, 100, time=2, username='bob')
+    scheduler = RecordingScheduler(db, nodes(1, 12 * 512), user_weights={'bob': 3})
+    assert scheduler.run_pass() == 12
+    placed = Counter(db.batches.find_one({'_id': batch_id})['username'] for batch_id, _, _ in scheduler.launched)
+    assert placed == {'alice': 3, 'bob': 9}
+
+
+def test_nothing_new_is_placed_on_a_cordoned_node(counted_db):
+    db, _ = counted_db
+    add_experiment(db, 30, time=1)
+    for name in ('n0', 'n1', 'n2'):
+        db.nodes.insert_one({'_id': name, 'state': 'online'})
+    assert set_schedulable(db, 'n1', False, 'test') is not None
+    scheduler = RecordingScheduler(db, nodes(3, 4 * 512))
+    assert scheduler.run_pass() == 8
+    assert Counter(node for _, node, _ in scheduler.launched) == {'n0': 4, 'n2': 4}
+    set_schedulable(db, 'n1', True, 'test')
+    assert scheduler.run_pass() == 4
+    assert Counter(node for _, node, _ in scheduler.launched)['n1'] == 4

@@ -27,7 +27,7 @@ blueprint = Blueprint('red', __name__)
 TOO_LARGE_CODES = (10334, 17419, 17420)  # BSONObjectTooLarge and kin: a document beyond 16 MB
 
 
-def _read_red():
+def read_red():
     """The request body as JSON, whatever its Content-Type (curl -d sends a form type)."""
     try:
         red = request.get_json(force=True, silent=True)
@@ -48,13 +48,20 @@ def register_red():
     disable_retry = bool_arg('disableRetry')
     disable_connector_validation = bool_arg('disableConnectorValidation')
     try:
-        experiment, batches = parse_red(_read_red())
+        experiment, batches = parse_red(read_red())
     except RedError as e:
         raise bad_request('invalid RED: {}'.format(e))
+    experiment_id, complete = register_experiment(experiment, batches, disable_retry, disable_connector_validation)
+    return jsonify({'experimentId': str(experiment_id), 'registrationComplete': complete})
 
+
+def register_experiment(experiment, batches, disable_retry, disable_connector_validation, extra=None):
+    """Register a parsed experiment and its batches for the current user, wake the controller; returns
+    (experiment id, whether all its batches are registered). `extra`: more fields of the experiment document."""
     registration_time = now()
     experiment_id = ObjectId()
     username = g.user['username']
+    experiment.update(extra or {})
     experiment.update({
         '_id': experiment_id,
         'username': username,
@@ -83,7 +90,7 @@ def register_red():
     log.info('experiment %s registered by %s with %d batches%s', experiment_id, username, len(batches),
              '' if complete else ' (the controller registers its batches)')
     broker().waker.wake()
-    return jsonify({'experimentId': str(experiment_id), 'registrationComplete': complete})
+    return experiment_id, complete
 
 
 def _register_now(database, experiment_id, chunk_ids):

@@ -1,0 +1,91 @@
+"""Fair share between users: dominant-resource fairness over RAM and GPUs (pure: plain data in, order out).
+
+Why: on a shared cluster, first-come-first-served lets whoever submits a large experiment first hold every node
+until that queue drains, and a colleague's three batches wait behind thirty. With dominant-resource fairness (DRF,
+Ghodsi et al. 2011, as Mesos and YARN schedule) a user's share is the larger of the fractions of the cluster's RAM
+and of its GPUs that the user's scheduled and processing batches hold, divided by the user's weight. The next
+placement goes to the user with the smallest share who has a batch that fits now; within one user batches go
+oldest first. So while several users have work their shares approach their weights, a user alone gets the whole
+cluster, and nobody starves: a share only grows by what its user is given, and finished batches give it back.
+
+`fair_pass` is the loop of one scheduling pass over per-user queues; the scheduler hands it lazily read queues
+(cc_agency/controller/scheduler.py) and its own placement callback, so this module never sees the database.
+"""
+import heapq
+
+FAIR = 'fair'
+FIFO = 'fifo'
+POLICIES = (FAIR, FIFO)  # controller.scheduling.policy (cc_agency/config.py lists the same names)
+DEFAULT_WEIGHT = 1
+
+
+class DominantShares:
+    """What each user holds of the cluster, and their weighted dominant share.
+
+    :param total_ram_mib: RAM of the nodes that can take work
+    :param total_gpus: number of GPUs of those nodes (0: GPUs do not count)
+    :param weights: {username: weight > 0}; users not named have DEFAULT_WEIGHT
+    """
+
+    def __init__(self, total_ram_mib, total_gpus, weights=None):
+        self.total_ram_mib = total_ram_mib
+        self.total_gpus = total_gpus
+        self.weights = dict(weights or {})
+        self.ram_mib = {}
+        self.gpus = {}
+
+    def weight(self, user):
+        return self.weights.get(user, DEFAULT_WEIGHT)
+
+    def charge(self, user, ram_mib, gpu_count):
+        """`user` now holds `ram_mib` and `gpu_count` GPUs more (a batch scheduled or processing)."""
+        self.ram_mib[user] = self.ram_mib.get(user, 0) + ram_mib
+        self.gpus[user] = self.gpus.get(user, 0) + gpu_count
+
+    def dominant_share(self, user):
+        """The larger of the user's fractions of the cluster's RAM and GPUs (0..1, unweighted)."""
+        fractions = [0.0]
+        if self.total_ram_mib > 0:
+            fractions.append(self.ram_mib.get(user, 0) / self.total_ram_mib)
+        if self.total_gpus > 0:
+            fractions.append(self.gpus.get(user, 0) / self.total_gpus)
+        return max(fractions)
+
+    def share(self, user):
+        """The dominant share divided by the user's weight: the smaller, the sooner the user is served."""
+        return self.dominant_share(user) / self.weight(user)
+
+
+def fair_pass(queues, shares, place, has_room=lambda: True):
+    """Give placements to users by smallest weighted dominant share, each user's queue in FIFO order.
+
+    :param queues: {user: iterable of items, oldest first}; read lazily, only as far as placements need
+    :param shares: DominantShares holding what is placed already (charged with every new placement)
+    :param place: place(item) -> (ram_mib, gpu_count) the item now holds, or None when it was not placed (it
+        waits for a later pass, or it failed); an item not placed does not block the user's later items
+    :param has_room: False once nothing more can be placed in this pass (the pass stops)
+    Returns [(user, item)] in the order they were placed. Ties between equal shares go to the smaller user name,
+    so that a pass is deterministic.
+    """
+    iterators = {user: iter(items) for user, items in queues.items()}
+    heap = [(shares.share(user), _sort_key(user)) for user in iterators]
+    heapq.heapify(heap)
+    placed = []
+    while heap and has_room():
+        _, (_, user) = heapq.heappop(heap)
+        for item in iterators[user]:
+            held = place(item)
+            if held is not None:
+                shares.charge(user, *held)
+                placed.append((user, item))
+                heapq.heappush(heap, (shares.share(user), _sort_key(user)))
+                break
+            if not has_room():
+                return placed
+        # else: the user has nothing more that fits in this pass; they leave the heap
+    return placed
+
+
+def _sort_key(user):
+    """Heap key of a user name: comparable also when a (legacy) batch has no username."""
+    return ('' if user is None else str(user), user)
