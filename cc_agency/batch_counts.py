@@ -3,10 +3,11 @@
 Counting batches is slow on a large experiment (a MongoDB-wire server reads every batch it counts: seconds for
 100,000 on SecantusDB), so the experiment document keeps them: `stateCounts` holds how many of its batches are
 in each state other than `registered`, changed by BatchLifecycle (cc_agency/transitions.py) right after each
-transition it makes; `registered` is `batchCount` minus the others (a batch still staged by the registration counts
-as registered). The counter write follows the batch's own compare-and-set, so a process that dies between the two
-leaves a counter one off: the controller recounts the experiments with unfinished batches when it starts
-(`recount_unfinished`), and an experiment without `stateCounts` (stored before they existed) is counted instead.
+transition it makes; `registered` is `batchCount` minus the others, less the batches the registration has staged
+but not inserted yet (`stagedChunks`: {chunk id: number of batches}, cc_agency/registration.py). The counter write
+follows the batch's own compare-and-set, so a process that dies between the two leaves a counter one off: the
+controller recounts the experiments with unfinished batches when it starts (`recount_unfinished`), and an
+experiment without `stateCounts` (stored before they existed) is counted instead.
 """
 from bson import ObjectId
 
@@ -14,6 +15,7 @@ from cc_agency.db import BATCHES, EXPERIMENTS
 from cc_agency.states import ALL_STATES, REGISTERED, TERMINAL_STATES
 
 COUNTS = 'stateCounts'
+STAGED = 'stagedChunks'
 COUNTED_STATES = tuple(state for state in ALL_STATES if state != REGISTERED)
 
 
@@ -22,8 +24,9 @@ def zero_counts():
     return {state: 0 for state in ALL_STATES}
 
 
-def counts_from(batch_count, state_counts):
-    """{state: n} from an experiment's batchCount and stateCounts (pure)."""
+def counts_from(batch_count, state_counts, staged=None):
+    """{state: n} from an experiment's batchCount, stateCounts and stagedChunks (pure)."""
+    batch_count -= sum((staged or {}).values())
     counts = zero_counts()
     for state in COUNTED_STATES:
         counts[state] = max(0, int((state_counts or {}).get(state, 0)))
@@ -63,12 +66,12 @@ def _aggregate(db, experiment_ids):
 
 
 def batch_counts(db, experiments):
-    """{experiment id: {state: number of its batches}} of experiment documents (with batchCount and stateCounts),
-    every state present; those without stateCounts are counted in one aggregation."""
+    """{experiment id: {state: number of its batches}} of experiment documents (with batchCount, stateCounts and
+    stagedChunks), every state present; those without stateCounts are counted in one aggregation."""
     counts, uncounted = {}, []
     for doc in experiments:
         if COUNTS in doc and isinstance(doc.get('batchCount'), int):
-            counts[str(doc['_id'])] = counts_from(doc['batchCount'], doc[COUNTS])
+            counts[str(doc['_id'])] = counts_from(doc['batchCount'], doc[COUNTS], doc.get(STAGED))
         else:
             uncounted.append(str(doc['_id']))
     counts.update(_aggregate(db, uncounted))
@@ -78,7 +81,7 @@ def batch_counts(db, experiments):
 def total(db, experiment_filter, state=None):
     """How many batches the experiments matching `experiment_filter` have (in `state`, or in all states): one read
     of their counters, whatever the number of batches."""
-    experiments = list(db[EXPERIMENTS].find(experiment_filter, {'batchCount': 1, COUNTS: 1}))
+    experiments = list(db[EXPERIMENTS].find(experiment_filter, {'batchCount': 1, COUNTS: 1, STAGED: 1}))
     counts = batch_counts(db, experiments).values()
     return sum(c[state] if state else sum(c.values()) for c in counts)
 

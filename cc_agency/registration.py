@@ -28,6 +28,7 @@ from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 
 from cc_agency import loggable, transitions
+from cc_agency.batch_counts import STAGED
 from cc_agency.db import BATCHES, EXPERIMENTS, PENDING_BATCHES, SEQ, now
 from cc_agency.states import REGISTERED
 
@@ -93,14 +94,16 @@ def stage(db, experiment, batch_docs):
         if len(blob) > MAX_BATCH_BYTES:
             raise BatchTooLarge(index)
     staged_at = now()
+    bounds = chunk_bounds([len(blob) for blob in encoded])
     chunks = [{'_id': ObjectId(), 'experimentId': experiment['_id'], 'stagedAt': staged_at,
                'batches': Binary(b''.join(encoded[start:end]))}
-              for start, end in chunk_bounds([len(blob) for blob in encoded])]
+              for start, end in bounds]
     chunk_ids = [chunk['_id'] for chunk in chunks]
     try:
         for chunk in chunks:
             db[PENDING_BATCHES].insert_one(chunk)
-        db[EXPERIMENTS].insert_one(dict(experiment, registrationComplete=False, pendingChunks=chunk_ids))
+        db[EXPERIMENTS].insert_one(dict(experiment, registrationComplete=False, pendingChunks=chunk_ids, **{
+            STAGED: {str(chunk['_id']): end - start for chunk, (start, end) in zip(chunks, bounds)}}))
     except Exception:
         discard(db, experiment['_id'], chunk_ids)
         raise
@@ -122,6 +125,11 @@ def discard(db, experiment_id, chunk_ids):
         log.warning('experiment %s: its staged batches stay until the controller removes them', experiment_id)
 
 
+def _registered(db, experiment_id, chunk_id):
+    """The chunk's batches are in: they no longer count as staged (cc_agency.batch_counts); idempotent."""
+    db[EXPERIMENTS].update_one({'_id': experiment_id}, {'$unset': {'{}.{}'.format(STAGED, chunk_id): ''}})
+
+
 def register(db, experiment_id, chunk_ids, on_chunk=None):
     """Insert the batches of each chunk still staged, delete the chunk, then mark the experiment complete.
 
@@ -129,8 +137,9 @@ def register(db, experiment_id, chunk_ids, on_chunk=None):
     """
     for chunk_id in chunk_ids:
         chunk = db[PENDING_BATCHES].find_one({'_id': chunk_id})
-        if chunk is None:
-            continue  # registered already
+        if chunk is None:  # registered already (its count may still be staged if that process stopped here)
+            _registered(db, experiment_id, chunk_id)
+            continue
         try:
             db[BATCHES].insert_many(chunk_batches(chunk), ordered=False)
         except pymongo.errors.BulkWriteError as e:
@@ -138,10 +147,11 @@ def register(db, experiment_id, chunk_ids, on_chunk=None):
                     any(error.get('code') != DUPLICATE_KEY for error in e.details.get('writeErrors', [])):
                 raise
         db[PENDING_BATCHES].delete_one({'_id': chunk_id})
+        _registered(db, experiment_id, chunk_id)
         if on_chunk is not None:
             on_chunk()
     db[EXPERIMENTS].update_one({'_id': experiment_id},
-                               {'$set': {'registrationComplete': True}, '$unset': {'pendingChunks': ''}})
+                               {'$set': {'registrationComplete': True}, '$unset': {'pendingChunks': '', STAGED: ''}})
     # batches may all have ended while the last ones were being inserted (after a crash): then this is the moment
     transitions.void_experiment_secrets_if_done(db, str(experiment_id))
 

@@ -1,6 +1,6 @@
 """How stored documents are shown by the API: string ids, masked secrets, no internal fields, and the field names
 of cc-agency 9.3 that its web UI reads (in addition to this API's own)."""
-from cc_agency.batch_counts import COUNTS
+from cc_agency.batch_counts import COUNTS, STAGED
 from cc_agency.secrets import MASK, mask_batch_secrets, replace_protected_image_auth
 from cc_agency.transitions import SECRETS_VOIDED
 
@@ -11,6 +11,7 @@ def experiment_json(doc, batch_counts=None):
     out['_id'] = str(doc['_id'])
     out.pop(SECRETS_VOIDED, None)  # the controller's bookkeeping
     out.pop(COUNTS, None)  # internal: shown as batchCounts
+    out.pop(STAGED, None)
     if batch_counts is not None:
         out['batchCounts'] = batch_counts
     image = out.get('container', {}).get('settings', {}).get('image', {})

@@ -70,7 +70,8 @@ class Controller:
                                      self.scheduling_lock)
         self.scheduler = Scheduler(db, self.nodes, scheduling['strategy'], self.lifecycle, self.launcher.launch,
                                    CheckWatcher(db, self.engines, self.stopping, self.wake).watch,
-                                   policy=scheduling['policy'], user_weights=scheduling.get('user_weights'))
+                                   policy=scheduling['policy'], user_weights=scheduling.get('user_weights'),
+                                   default_concurrency_limit=scheduling['batch_concurrency_limit'])
 
     def wake(self):
         self._wake.set()

@@ -75,9 +75,10 @@ def cluster_shares(nodes, active_batches, user_weights):
     return shares
 
 
-def concurrency_limit(experiment):
-    """How many batches of the experiment may be scheduled or processing at once (None: no limit)."""
-    limit = experiment.get('execution', {}).get('settings', {}).get('batchConcurrencyLimit')
+def concurrency_limit(experiment, default_limit=None):
+    """How many batches of the experiment may be scheduled or processing at once (None: no limit); `default_limit`
+    for a RED without batchConcurrencyLimit (controller.scheduling.batch_concurrency_limit, 64 as in 9.x)."""
+    limit = experiment.get('execution', {}).get('settings', {}).get('batchConcurrencyLimit', default_limit)
     if jobs.connector_checks_pending(experiment):
         limit = 1  # the first batch checks the connectors for all others
     return limit
@@ -124,8 +125,10 @@ class Scheduler:
     :param user_weights: {username: weight} for `fair` (others weigh 1)
     """
 
-    def __init__(self, db, nodes, strategy, lifecycle, launch, watch_checks, policy=FAIR, user_weights=None):
+    def __init__(self, db, nodes, strategy, lifecycle, launch, watch_checks, policy=FAIR, user_weights=None,
+                 default_concurrency_limit=None):
         self.db = db
+        self.default_concurrency_limit = default_concurrency_limit
         self.nodes = nodes
         self.strategy = strategy
         self.policy = policy
@@ -245,7 +248,7 @@ class SchedulePass:
             self.blocked.add(experiment_id)  # its experiment was dropped from the database
             return None
         if experiment_id not in self.placer.concurrency:
-            limit = concurrency_limit(experiment)
+            limit = concurrency_limit(experiment, self.scheduler.default_concurrency_limit)
             if limit is not None:
                 self.placer.concurrency[experiment_id] = [limit, self.active_per_experiment[experiment_id]]
         requirements = batch['requirements']

@@ -16,13 +16,14 @@ from localcluster.mongo import CommandCounter
 class RecordingScheduler(Scheduler):
     """The real scheduler on the real database, with nodes as given and attempts recorded instead of run."""
 
-    def __init__(self, db, node_status, policy='fair', user_weights=None):
+    def __init__(self, db, node_status, policy='fair', user_weights=None, default_concurrency_limit=None):
         board = NodeBoard(node_status)
         for name, status in node_status.items():
             board.set(name, status)
         self.launched = []
         super().__init__(db, board, 'spread', BatchLifecycle(db), self._record, watch_checks=lambda *args: None,
-                         policy=policy, user_weights=user_weights)
+                         policy=policy, user_weights=user_weights,
+                         default_concurrency_limit=default_concurrency_limit)
 
     def _record(self, batch_id, node, attempt, gpu_ids=()):
         self.launched.append((batch_id, node, tuple(gpu_ids)))
@@ -73,6 +74,18 @@ def test_a_pass_reads_about_what_it_places_whatever_the_queue_length(counted_db,
     assert scheduler.run_pass() == 0
     assert commands.commands == {'find': 1} and commands.documents == 10  # full: only the active batches are read
     assert Counter(node for _, node, _ in scheduler.launched) == {'n0': 5, 'n1': 5}
+
+
+def test_an_experiment_without_a_limit_of_its_own_gets_the_default_limit(counted_db):
+    """controller.scheduling.batch_concurrency_limit (64 by default, as in cc-agency 9.x) is what a RED without
+    batchConcurrencyLimit gets; a RED's own limit wins."""
+    db, _ = counted_db
+    unlimited = add_experiment(db, 10, time=1)
+    own_limit = add_experiment(db, 10, time=2, limit=5)
+    scheduler = RecordingScheduler(db, nodes(1, 40 * 512), policy='fifo', default_concurrency_limit=3)
+    assert scheduler.run_pass() == 8
+    placed = Counter(db.batches.find_one({'_id': batch_id})['experimentId'] for batch_id, _, _ in scheduler.launched)
+    assert placed == {unlimited: 3, own_limit: 5}
 
 
 def test_blocked_experiments_are_left_out_of_the_next_page(counted_db):

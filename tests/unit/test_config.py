@@ -126,7 +126,8 @@ def test_a_9_3_file_loads_as_it_is_and_wakes_over_its_unix_socket(caplog):
     socket_path = os.path.expanduser('~/.cache/cc-agency-controller.sock')
     assert wake_connect_url(conf) == 'ipc://' + socket_path
     assert conf['controller']['scheduling'] == {'strategy': 'spread', 'attempts_to_fail': 3,
-                                                'pass_interval_seconds': 2, 'batch_concurrency_limit': 64}
+                                                'pass_interval_seconds': 2, 'batch_concurrency_limit': 64,
+                                                'policy': 'fair'}
     assert conf['mongo'] == {'db': 'ccagency', 'username': 'ccadmin', 'password': 'SECRET', 'host': 'localhost',
                              'port': 27017}
     assert sorted(conf['controller']['docker']['nodes']) == ['node1', 'node2', 'node3']
