@@ -299,3 +299,44 @@ def test_readable_on_a_phone(tab, finished):
     assert page.evaluate('document.documentElement.scrollWidth <= window.innerWidth')
     ui.screenshot('nodes-phone')
     ui.assert_no_errors()
+
+
+def test_cancel_all_from_the_experiment_page_and_cordon_from_the_nodes_page(tab, ui_agency, file_server):
+    """The buttons the dashboard shows once the API offers DELETE /experiments/<id> and PATCH /nodes/<name>."""
+    file_server.add('/files/ui-sleep-all.txt', b'x')
+    red = reds.red([reds.batch(file_server.base_url, name='ui-sleep-all.txt', script='import time; time.sleep(300)')
+                    for _ in range(2)], ram=512)
+    alice = session(ui_agency, 'alice')
+    experiment_id = submit(ui_agency, alice, red)
+
+    def states():
+        return sorted(b['state'] for b in alice.get(ui_agency.url + '/batches', params={
+            'experimentId': experiment_id}, timeout=10).json())
+
+    wait_for(lambda: 'processing' in states(), 60, 'a batch runs')
+    ui = tab().login('alice')
+    page = ui.page
+    page.on('dialog', lambda dialog: dialog.accept())  # "Cancel every batch of this experiment ...?"
+    page.goto(ui_agency.url + '/ui/#/experiments/' + experiment_id)
+    page.click('[data-action=cancel-all]')
+    wait_for(lambda: states() == ['cancelled', 'cancelled'], 15, 'the API says both are cancelled')
+    expect(page.locator('.summary')).to_have_attribute('data-count-cancelled', '2', timeout=LIVE_S * 1000 + 1000)
+    expect(page.locator('details.howto')).to_contain_text('/resubmit')
+    ui.screenshot('experiment-cancelled-all')
+    ui.assert_no_errors(allowed=('/stdout', '/stderr'))
+
+    admin, root = tab().login('root'), session(ui_agency, 'root')
+    admin.page.click('#nav a[data-section=nodes]')
+
+    def schedulable():
+        return {n['nodeName']: n['schedulable'] for n in root.get(ui_agency.url + '/nodes', timeout=10).json()}
+
+    node = admin.page.locator('[data-node=node1]')
+    node.locator('[data-action=cordon]').click()
+    wait_for(lambda: schedulable() == {'node1': False}, 10, 'the API says node1 is cordoned')
+    expect(node.locator('.badge.cordoned')).to_be_visible(timeout=LIVE_S * 1000 + 1000)
+    admin.screenshot('nodes-cordoned')
+    expect(node.locator('[data-action=cordon]')).to_have_text('Uncordon')
+    node.locator('[data-action=cordon]').click()
+    wait_for(lambda: schedulable() == {'node1': True}, 10, 'the API says node1 takes work again')
+    admin.assert_no_errors()

@@ -1,6 +1,6 @@
 // #/experiments/<id>: one experiment: its progress, its batches (a page at a time, by state), the timeline of
 // their runs on the nodes, cancel all and resubmit the failed ones (when the API offers them).
-import {del, get, offers, post} from '../api.js';
+import {del, get, offers} from '../api.js';
 import {h, age, announce, dateTime, duration, number, replaceChildren, routeTo, setData, setText, shortId,
   syncRows} from '../dom.js';
 import {STATES, TERMINAL, progressBar, setCounts, stateBadge, total, updateProgress} from '../states.js';
@@ -65,25 +65,16 @@ export function experimentView(main, {id, params}) {
         announce(error.message, true);
       }
     });
-    const resubmitButton = h('button', {type: 'button', 'data-action': 'resubmit', text: 'Resubmit failed batches'});
-    resubmitButton.addEventListener('click', async () => {
-      try {
-        const answer = await post('experiments/' + id + '/resubmit');
-        announce('Resubmitted.');
-        if (answer && answer.experimentId && answer.experimentId !== id) {
-          location.hash = routeTo('/experiments/' + answer.experimentId);
-        }
-      } catch (error) {
-        announce(error.message, true);
-      }
-    });
     const howTo = h('details', {class: 'howto'},
       h('summary', {text: 'How to resubmit the failed batches'}),
       h('p', {}, 'List them with ', h('code', {text: 'GET /batches?experimentId=' + id + '&state=failed'}),
         ' (the dashboard: choose the state "failed" below), read why each failed on its page, fix the cause, ' +
         'then POST a RED with the inputs of those batches to ', h('code', {text: '/red'}), '.'),
-      resubmit ? h('p', {text: 'This broker can also resubmit them in one step with the button.'}) : null);
-    replaceChildren(actions, cancelAll ? cancelButton : null, resubmit ? resubmitButton : null, howTo);
+      // the stored credentials were overwritten when the batches ended: a resubmission carries the RED again
+      resubmit ? h('p', {}, 'Or in one step: POST the same RED, with its credentials, to ',
+        h('code', {text: 'experiments/' + id + '/resubmit'}), ' (add ', h('code', {text: '?states=failed,cancelled'}),
+        ' to include the cancelled ones); the new experiment runs those batches again.') : null);
+    replaceChildren(actions, cancelAll ? cancelButton : null, howTo);
   };
 
   const createRow = (batch) => h('tr', {'data-batch-id': batch._id},
