@@ -65,7 +65,7 @@ def test_nodes_show_the_engine_and_its_running_batch(agency, alice, file_server)
     assert node['ramMiB'] > 256 and node['cpus'] >= 1 and node['gpus'] == []
     [current] = node['currentBatches']
     assert current == {'batchId': batch_id, 'experimentId': experiment_id, 'state': 'processing', 'ramMiB': 256,
-                       'usedGPUs': None}
+                       'ram': 256, 'usedGPUs': None}  # `ram`: cc-agency 9.3's name, which its web UI reads
     assert alice.delete(agency.url + '/batches/' + batch_id, timeout=10).status_code == 200
     wait_for(lambda: not [n for n in alice.get(agency.url + '/nodes', timeout=10).json()
                           if n['nodeName'] == 'node1'][0]['currentBatches'], 10, 'the node to be free')
