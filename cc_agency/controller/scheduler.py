@@ -27,6 +27,7 @@ import logging
 import time
 from collections import Counter
 
+import pymongo.errors
 from bson import ObjectId
 
 from cc_agency.controller import jobs
@@ -239,7 +240,18 @@ class SchedulePass:
             self.experiments[experiment_id] = found.get(experiment_id)
 
     def _decide(self, batch):
-        """Place, fail or skip one queued batch; returns its Placement when it was placed."""
+        """Place, fail or skip one queued batch; returns its Placement when it was placed. A batch whose document or
+        write is bad is logged and skipped, so that it never stops the scheduling of the others (a lost database
+        ends the pass: every other batch would fail the same way)."""
+        try:
+            return self._decide_one(batch)
+        except pymongo.errors.ConnectionFailure:
+            raise
+        except Exception as e:  # the type only: a database error's text may quote the document
+            log.error('batch %s: not scheduled in this pass (%s)', batch.get('_id'), type(e).__name__)
+            return None
+
+    def _decide_one(self, batch):
         experiment_id = batch['experimentId']
         if experiment_id in self.blocked:
             return None

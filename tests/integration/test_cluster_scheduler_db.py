@@ -181,3 +181,15 @@ def test_nothing_new_is_placed_on_a_cordoned_node(counted_db):
     set_schedulable(db, 'n1', True, 'test')
     assert scheduler.run_pass() == 4
     assert Counter(node for _, node, _ in scheduler.launched)['n1'] == 4
+
+
+@pytest.mark.parametrize('policy', ['fair', 'fifo'])
+def test_a_batch_whose_write_fails_does_not_stop_the_scheduling_of_the_others(counted_db, policy):
+    db, _ = counted_db
+    experiment = add_experiment(db, 3, time=1)
+    first = db.batches.find_one({'experimentId': experiment}, sort=[('seq', 1)])
+    db.batches.update_one({'_id': first['_id']}, {'$set': {'history': 'not a list'}})  # its $push fails
+    scheduler = RecordingScheduler(db, nodes(1, 10 * 512), policy=policy)
+    assert scheduler.run_pass() == 2
+    assert db.batches.find_one({'_id': first['_id']})['state'] == 'registered'
+    assert first['_id'] not in {batch_id for batch_id, _, _ in scheduler.launched}
