@@ -2,12 +2,14 @@
 
 Counting batches is slow on a large experiment (a MongoDB-wire server reads every batch it counts: seconds for
 100,000 on SecantusDB), so the experiment document keeps them: `stateCounts` holds how many of its batches are
-in each state other than `registered`, changed by BatchLifecycle (cc_agency/transitions.py) right after each
-transition it makes; `registered` is `batchCount` minus the others, less the batches the registration has staged
-but not inserted yet (`stagedChunks`: {chunk id: number of batches}, cc_agency/registration.py). The counter write
-follows the batch's own compare-and-set, so a process that dies between the two leaves a counter one off: the
-controller recounts the experiments with unfinished batches when it starts (`recount_unfinished`), and an
-experiment without `stateCounts` (stored before they existed) is counted instead.
+in each state, changed by BatchLifecycle (cc_agency/transitions.py) right after each transition it makes, and,
+for `registered`, by the registration as each staged chunk of batches is inserted (`stagedChunks`: {chunk id:
+number of batches}, cc_agency/registration.py). Indexed, `stateCounts.registered` is also how the scheduler finds
+the experiments with queued batches without reading the queue (QUEUED_EXPERIMENTS). The counter write follows the
+batch's own compare-and-set, so a process that dies between the two leaves a counter one off: the controller
+recounts the experiments with unfinished batches when it starts (`recount_unfinished`). An experiment without
+`stateCounts` (stored before they existed) is counted instead, one whose counts lack `registered` gets `batchCount`
+minus the others and minus what is staged.
 """
 from bson import ObjectId
 
@@ -17,6 +19,8 @@ from cc_agency.states import ALL_STATES, REGISTERED, TERMINAL_STATES
 COUNTS = 'stateCounts'
 STAGED = 'stagedChunks'
 COUNTED_STATES = tuple(state for state in ALL_STATES if state != REGISTERED)
+QUEUED = '{}.{}'.format(COUNTS, REGISTERED)
+QUEUED_EXPERIMENTS = {QUEUED: {'$gt': 0}}  # the experiments with batches in the queue (an index holds them)
 
 
 def zero_counts():
@@ -30,18 +34,18 @@ def counts_from(batch_count, state_counts, staged=None):
     counts = zero_counts()
     for state in COUNTED_STATES:
         counts[state] = max(0, int((state_counts or {}).get(state, 0)))
-    counts[REGISTERED] = max(0, batch_count - sum(counts[state] for state in COUNTED_STATES))
+    if REGISTERED in (state_counts or {}):
+        counts[REGISTERED] = max(0, int(state_counts[REGISTERED]))
+    else:
+        counts[REGISTERED] = max(0, batch_count - sum(counts[state] for state in COUNTED_STATES))
     return counts
 
 
 def counter_update(from_state, to_state):
     """The experiment's `$inc` for one batch moving from_state -> to_state (pure; None when nothing changes)."""
-    inc = {}
-    if from_state != REGISTERED:
-        inc['{}.{}'.format(COUNTS, from_state)] = -1
-    if to_state != REGISTERED:
-        inc['{}.{}'.format(COUNTS, to_state)] = 1
-    return {'$inc': inc} if inc else None
+    if from_state == to_state:
+        return None
+    return {'$inc': {'{}.{}'.format(COUNTS, from_state): -1, '{}.{}'.format(COUNTS, to_state): 1}}
 
 
 def count_transition(db, experiment_id, from_state, to_state):
@@ -90,7 +94,7 @@ def recount(db, experiment_id):
     """Set an experiment's stateCounts from its batches (slow on a large experiment; see the module docstring)."""
     counts = _aggregate(db, [str(experiment_id)])[str(experiment_id)]
     db[EXPERIMENTS].update_one({'_id': ObjectId(experiment_id)},
-                               {'$set': {COUNTS: {state: counts[state] for state in COUNTED_STATES}}})
+                               {'$set': {COUNTS: counts}})
 
 
 def recount_unfinished(db):

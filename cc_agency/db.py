@@ -67,12 +67,13 @@ def ensure_indexes(db):
     batches = db[BATCHES]
     batches.create_index([('state', 1), (SEQ, 1)])  # the queue, and lists by state
     batches.create_index([('state', 1), ('username', 1), (SEQ, 1)])  # the users with queued batches, each one's queue
-    batches.create_index([('experimentId', 1), ('state', 1)])
+    batches.create_index([('experimentId', 1), ('state', 1), (SEQ, 1)])  # an experiment's queue, in seq windows
     batches.create_index([('node', 1), ('state', 1)])
     for collection in (batches, db[EXPERIMENTS]):
         collection.create_index(LIST_ORDER)
         collection.create_index([('username', 1)] + LIST_ORDER)
     db[EXPERIMENTS].create_index([('registrationComplete', 1)])  # registrations under way
+    db[EXPERIMENTS].create_index([('stateCounts.registered', 1)])  # those with queued batches (cc_agency.batch_counts)
     db[PENDING_BATCHES].create_index([('stagedAt', 1)])  # orphaned chunks
     db[NODES].create_index([(NODE_SCHEDULABLE, 1)])  # the cordoned nodes (cc_agency.cordon)
     db[USERS].create_index([('username', 1)], unique=True)

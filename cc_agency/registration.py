@@ -28,7 +28,7 @@ from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 
 from cc_agency import loggable, transitions
-from cc_agency.batch_counts import STAGED
+from cc_agency.batch_counts import QUEUED, STAGED
 from cc_agency.db import BATCHES, EXPERIMENTS, PENDING_BATCHES, SEQ, now
 from cc_agency.states import REGISTERED
 
@@ -126,8 +126,14 @@ def discard(db, experiment_id, chunk_ids):
 
 
 def _registered(db, experiment_id, chunk_id):
-    """The chunk's batches are in: they no longer count as staged (cc_agency.batch_counts); idempotent."""
-    db[EXPERIMENTS].update_one({'_id': experiment_id}, {'$unset': {'{}.{}'.format(STAGED, chunk_id): ''}})
+    """The chunk's batches are in: they count as queued instead of staged (cc_agency.batch_counts), in one write
+    that only the first call makes (idempotent)."""
+    staged_key = '{}.{}'.format(STAGED, chunk_id)
+    experiment = db[EXPERIMENTS].find_one({'_id': experiment_id}, {staged_key: 1})
+    count = ((experiment or {}).get(STAGED) or {}).get(str(chunk_id))
+    if count is not None:
+        db[EXPERIMENTS].update_one({'_id': experiment_id, staged_key: count},
+                                   {'$unset': {staged_key: ''}, '$inc': {QUEUED: count}})
 
 
 def register(db, experiment_id, chunk_ids, on_chunk=None):

@@ -93,13 +93,16 @@ class BatchLifecycle:
         waited out, and a write that may have been applied before the connection broke is recognised by its history
         entry, so it is neither lost nor applied twice. None: a lost connection raises (the broker answers 503).
     :param on_freed: called after a batch stopped holding a node's resources (to refill them at once)
+    :param on_requeued: on_requeued(experiment id), called after a batch went back to the queue (a retry): the
+        scheduler's QueueHeads.forget
     """
 
-    def __init__(self, db, attempts_to_fail=1, persistent=None, on_freed=None):
+    def __init__(self, db, attempts_to_fail=1, persistent=None, on_freed=None, on_requeued=None):
         self.db = db
         self.attempts_to_fail = attempts_to_fail
         self.persistent = persistent
         self.on_freed = on_freed
+        self.on_requeued = on_requeued
 
     # --- the scheduler --------------------------------------------------------------------------------------------
     def schedule(self, batch_id, experiment_id, attempt, node, gpu_ids):
@@ -220,6 +223,8 @@ class BatchLifecycle:
             return False
         log.info('batch %s: %s -> %s%s', batch['_id'], from_state, to_state, ' on node {}'.format(node) if node else '')
         count_transition(self.db, batch.get('experimentId'), from_state, to_state)
+        if to_state == REGISTERED and self.on_requeued is not None:
+            self.on_requeued(batch.get('experimentId'))
         if to_state in TERMINAL_STATES and batch.get('experimentId'):
             try:
                 void_experiment_secrets_if_done(self.db, batch['experimentId'])

@@ -19,6 +19,7 @@ from cc_agency.controller import jobs
 from cc_agency.controller.connector_checks import CheckWatcher
 from cc_agency.controller.engines import Engine
 from cc_agency.controller.nodes import NodeMonitor
+from cc_agency.controller.queue_heads import QueueHeads
 from cc_agency.controller.reconcile import Reconciler
 from cc_agency.controller.reload import node_changes
 from cc_agency.controller.runner import Launcher, RunContext
@@ -57,8 +58,9 @@ class Controller:
         self.scheduling_lock = threading.RLock()  # decisions vs. reconciliation of a node
         self.nodes = NodeBoard(self.engines, on_change=self.wake)
         self.runs = RunRegistry()
+        queue_heads = QueueHeads()
         self.lifecycle = BatchLifecycle(db, scheduling['attempts_to_fail'], persistent=self.stopping,
-                                        on_freed=self.wake)
+                                        on_freed=self.wake, on_requeued=queue_heads.forget)
         self.launcher = Launcher(RunContext(
             db=db, lifecycle=self.lifecycle, runs=self.runs, nodes=self.nodes, stopping=self.stopping, wake=self.wake,
             container_user=docker_conf['container_user'],
@@ -71,7 +73,8 @@ class Controller:
         self.scheduler = Scheduler(db, self.nodes, scheduling['strategy'], self.lifecycle, self.launcher.launch,
                                    CheckWatcher(db, self.engines, self.stopping, self.wake).watch,
                                    policy=scheduling['policy'], user_weights=scheduling.get('user_weights'),
-                                   default_concurrency_limit=scheduling['batch_concurrency_limit'])
+                                   default_concurrency_limit=scheduling['batch_concurrency_limit'],
+                                   heads=queue_heads)
 
     def wake(self):
         self._wake.set()

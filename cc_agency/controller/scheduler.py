@@ -3,36 +3,39 @@
 The database work of a pass is proportional to what the pass decides, not to the length of the queue:
 1. one read of the batches that hold resources (scheduled, processing), projected to what placement needs, and,
    when some node has room, one of the cordoned nodes (cc_agency/cordon.py): nothing new is placed on those;
-2. the queue in pages, oldest first (keyset on the registration sequence number `seq`). Each page asks only for
-   batches that can be decided now: those that fit the largest free RAM and the most free GPUs of one node, and
-   those that no node could ever hold (they fail at once); never those of experiments already found blocked in this
-   pass (at their batchConcurrencyLimit). A page holds at most as many batches as the free RAM could take, so a
-   pass reads about what it places. When no node has room for the smallest batch, a pass reads no queue at all,
+2. one read of the experiments with queued batches (their counters say so: `stateCounts.registered`, indexed).
+   Their requirements (RAM, GPUs: the same for every batch of an experiment) and their batchConcurrencyLimit
+   against what they hold (step 1) say which can be decided now: those that fit the largest free RAM and the most
+   free GPUs of one node and are below their limit, and those that no node could ever hold (they fail at once).
+   The batches of the others are not read at all, however many wait: a sweep of 10,000 batches at
+   batchConcurrencyLimit 1 costs one experiment document per pass, not 10,000 batches;
+3. the queue of each experiment that can be decided, in windows of its batches' `seq` (an index range each; see
+   queue_heads.py for why not a sorted read), merged oldest first across experiments and read lazily, only as far
+   as the room left in the pass needs. When no node has room for the smallest batch, a pass reads no queue at all,
    except every NEVER_FIT_SWEEP_S to fail the batches that can never run;
-3. one read of the experiments of a page that were not seen yet in this pass;
-4. one conditional update per decision, then the attempt is launched.
+4. one conditional update per decision (and its counter), then the attempt is launched.
 
-With the `fair` policy (the default; `fifo` is the order of registration alone) the queue is read per user
-instead: one `distinct` of the users with queued batches, then each user's oldest batches in pages as above
-(the same filter, plus the username), each page about that user's part of the free room. `fairshare.fair_pass`
-takes the next batch from the user with the smallest dominant share of RAM and GPUs (what their scheduled and
-processing batches hold, read in step 1), so a pass still reads about what it places, whatever the queue length.
+With the `fair` policy (the default; `fifo` is the order of registration alone) the experiments' queues are merged
+per user instead, and `fairshare.fair_pass` takes the next batch from the user with the smallest dominant share of
+RAM and GPUs (what their scheduled and processing batches hold, read in step 1).
 
 Connector checks run once per experiment and image (see jobs.py): while an experiment that uses connectors has
 no check recorded, it runs one batch at a time, and `connector_checks` watches that batch's container for the
 agent's "checks passed" line, so the rest of the experiment starts as soon as the first checks passed, without
 checks of its own.
 """
+import heapq
 import logging
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 
 import pymongo.errors
-from bson import ObjectId
 
+from cc_agency.batch_counts import QUEUED_EXPERIMENTS
 from cc_agency.controller import jobs
 from cc_agency.controller.fairshare import FAIR, DominantShares, fair_pass
 from cc_agency.controller.placement import BatchRequest, Gpu, NodeCapacity, Placement, Placer, Unplaceable
+from cc_agency.controller.queue_heads import QueueHeads
 from cc_agency.cordon import cordoned_nodes
 from cc_agency.db import BATCHES, EXPERIMENTS, SEQ
 from cc_agency.red import MIN_RAM_MIB
@@ -40,11 +43,13 @@ from cc_agency.states import ACTIVE_STATES, NODE_ONLINE, REGISTERED
 
 log = logging.getLogger(__name__)
 
-PAGE_LIMIT = 1000  # most queued batches read in one round trip
+PAGE_LIMIT = 1000  # most queued batches of one experiment read in one round trip
+MAX_WINDOW = 1 << 16  # widest seq window, reached by doubling over windows that held no queued batch
 NEVER_FIT_SWEEP_S = 10  # while no node has room: how often batches that can never run are looked for
 QUEUE_PROJECTION = {'experimentId': 1, 'requirements': 1, 'attempts': 1, SEQ: 1}
 ACTIVE_PROJECTION = {'node': 1, 'requirements': 1, 'usedGPUs': 1, 'experimentId': 1, 'username': 1}
-EXPERIMENT_PROJECTION = {'execution.settings.batchConcurrencyLimit': 1,
+EXPERIMENT_PROJECTION = {'execution.settings.batchConcurrencyLimit': 1, 'username': 1, 'requirements': 1,
+                         'batchSeq': 1, 'batchCount': 1, 'registrationComplete': 1, SEQ: 1,
                          'disableConnectorValidation': 1, 'connectorChecksPassed': 1, 'cli.inputs': 1,
                          'cli.outputs': 1}
 
@@ -85,27 +90,29 @@ def concurrency_limit(experiment, default_limit=None):
     return limit
 
 
-def queue_filter(placer, blocked_experiment_ids, after=None):
-    """The query for the queued batches that can be decided now, after the keyset `after` (pure).
+def merge_by_seq(sources):
+    """Merge iterables of batches, each in `seq` order, into one in `seq` order (pure).
 
-    A batch can be decided when it fits the room left on one node (RAM, number of free GPUs) or when it is larger
-    than anything a node has (it fails). `placer` sorts out the rest (which GPUs, which node) in memory.
+    `sources`: [(lower bound of the source's seqs, iterable)]. A source is started only once the merged order
+    reaches its lower bound, so that a pass which stops early (no room left) never reads the queues behind.
     """
-    nodes = placer.nodes
-    most_gpus = max((len(node.gpus) for node in nodes), default=0)
-    vrams = [gpu.vram_mib for node in nodes for gpu in node.gpus]
-    fits_now = {'requirements.ramMiB': {'$lte': placer.max_free_ram_mib()},
-                'requirements.gpuVramMiB.{}'.format(placer.max_free_gpu_count()): {'$exists': False}}
-    never_fits = [{'requirements.ramMiB': {'$gt': max(node.ram_mib for node in nodes)}},
-                  {'requirements.gpuVramMiB.{}'.format(most_gpus): {'$exists': True}}]
-    if vrams:
-        never_fits.append({'requirements.gpuVramMiB': {'$gt': max(vrams)}})
-    query = {'state': REGISTERED, '$or': [fits_now] + never_fits}
-    if after is not None:
-        query[SEQ] = {'$gt': after}
-    if blocked_experiment_ids:
-        query['experimentId'] = {'$nin': sorted(blocked_experiment_ids)}
-    return query
+    waiting = sorted(((bound, index, items) for index, (bound, items) in enumerate(sources)), reverse=True,
+                     key=lambda source: (source[0], source[1]))
+    heap = []
+    while True:
+        while waiting and (not heap or waiting[-1][0] < heap[0][0]):
+            _, index, items = waiting.pop()
+            iterator = iter(items)
+            first = next(iterator, None)
+            if first is not None:
+                heapq.heappush(heap, (first[SEQ], index, first, iterator))
+        if not heap:
+            return
+        _, index, batch, iterator = heapq.heappop(heap)
+        yield batch
+        following = next(iterator, None)
+        if following is not None:
+            heapq.heappush(heap, (following[SEQ], index, following, iterator))
 
 
 def page_limit(placer):
@@ -124,10 +131,11 @@ class Scheduler:
         are pending: CheckWatcher.watch
     :param policy: which user is served next: `fair` (dominant-resource fairness) or `fifo` (registration order)
     :param user_weights: {username: weight} for `fair` (others weigh 1)
+    :param heads: the QueueHeads that the life cycle's on_requeued keeps honest (a new one: this scheduler's alone)
     """
 
     def __init__(self, db, nodes, strategy, lifecycle, launch, watch_checks, policy=FAIR, user_weights=None,
-                 default_concurrency_limit=None):
+                 default_concurrency_limit=None, heads=None):
         self.db = db
         self.default_concurrency_limit = default_concurrency_limit
         self.nodes = nodes
@@ -137,6 +145,7 @@ class Scheduler:
         self.lifecycle = lifecycle
         self.launch = launch
         self.watch_checks = watch_checks
+        self.heads = heads if heads is not None else QueueHeads()
         self.last_queue_read = 0.0  # time.monotonic() of the last pass that read the queue
 
     def run_pass(self):
@@ -153,11 +162,15 @@ class SchedulePass:
     def __init__(self, scheduler):
         self.scheduler = scheduler
         self.db = scheduler.db
-        self.experiments = {}  # experiment id -> projected document (None: gone)
+        self.experiments = {}  # experiment id -> projected document, of those with queued batches
         self.blocked = set()  # experiments none of whose batches can be placed in this pass
         self.scheduled = 0
         self.placer = None
         self.active_per_experiment = Counter()
+        self.reads = {}  # experiment id -> (head version, whether its head may be stored) of the queues read
+        self.frontier = {}  # experiment id -> every queued batch below this seq was handed to _decide
+        self.kept = {}  # experiment id -> lowest seq handed to _decide that was not placed
+        self.room_parts = 1  # among how many users the room is shared (fair)
 
     def run(self):
         active = list(self.db[BATCHES].find({'state': {'$in': list(ACTIVE_STATES)}}, ACTIVE_PROJECTION))
@@ -170,36 +183,119 @@ class SchedulePass:
                 capacities[name].online = False
         self.active_per_experiment = Counter(batch['experimentId'] for batch in active)
         self.placer = Placer(capacities.values(), self.scheduler.strategy, concurrency={})
-        if self.scheduler.policy == FAIR and self._room():
-            self._run_fair(active)
-        else:  # fifo, or no room: then only the sweep for batches that never fit may read the queue
-            self._run_fifo()
+        room = self._room()
+        if not room and not self._never_fit_sweep_due():
+            return 0  # full: only the sweep for batches that never fit may read the queue
+        fair = self.scheduler.policy == FAIR and room
+        queues = self._queues(room, fair)
+        if fair:
+            shares = cluster_shares(self.placer.nodes, active, self.scheduler.user_weights)
+            fair_pass({user: merge_by_seq(sources) for user, sources in queues.items()}, shares, self._place_held,
+                      has_room=self._room)
+        else:
+            for batch in merge_by_seq([source for sources in queues.values() for source in sources]):
+                self._decide(batch)
+                if room and not self._room():
+                    break
+        self._store_heads()
         return self.scheduled
 
     def _room(self):
         return self.placer.max_free_ram_mib() >= MIN_RAM_MIB
 
-    def _run_fair(self, active):
-        """Serve the users with queued batches by dominant share (fairshare.fair_pass), each user's queue read
-        lazily in pages of about their part of the room."""
-        users = self.db[BATCHES].distinct('username', {'state': REGISTERED})
-        self.scheduler.last_queue_read = time.monotonic()
-        shares = cluster_shares(self.placer.nodes, active, self.scheduler.user_weights)
-        queues = {user: self._user_queue(user, len(users)) for user in users}
-        fair_pass(queues, shares, self._place_held, has_room=self._room)
+    def _never_fit_sweep_due(self):
+        """While the nodes are full, the queue is still read for batches that can never run, but only every
+        NEVER_FIT_SWEEP_S (a pass with room reads them anyway), so that a full cluster costs no queue reads."""
+        return time.monotonic() - self.scheduler.last_queue_read >= NEVER_FIT_SWEEP_S
 
-    def _user_queue(self, user, users_count):
-        """The user's queued batches that can be decided now, oldest first, read a page at a time."""
-        after = None
-        while self._room():
-            limit = max(1, -(-page_limit(self.placer) // users_count))  # this user's part of the room, rounded up
-            query = dict(queue_filter(self.placer, self.blocked, after), username=user)
-            page = list(self.db[BATCHES].find(query, QUEUE_PROJECTION).sort(SEQ, 1).limit(limit).batch_size(limit))
-            self._load_experiments({batch['experimentId'] for batch in page})
-            yield from page
-            if len(page) < limit:
-                return
-            after = page[-1][SEQ]
+    def _queues(self, room, fair):
+        """{user: [(lower bound, lazy queue)]} of the experiments whose batches can be decided now."""
+        experiments = list(self.db[EXPERIMENTS].find(QUEUED_EXPERIMENTS, EXPERIMENT_PROJECTION))
+        self.scheduler.last_queue_read = time.monotonic()
+        self.experiments = {str(doc['_id']): doc for doc in experiments}
+        if fair:  # each user's windows are about their part of the room
+            self.room_parts = max(1, len({doc.get('username') for doc in experiments}))
+        self.scheduler.heads.keep_only(set(self.experiments))
+        queues = defaultdict(list)
+        for experiment_id, experiment in self.experiments.items():
+            try:
+                source = self._queue_if_decidable(experiment_id, experiment, room)
+            except Exception as e:  # one bad experiment document must not stop the others
+                log.error('experiment %s: its batches are not scheduled in this pass (%s)', experiment_id,
+                          type(e).__name__)
+                continue
+            if source is not None:
+                queues[experiment.get('username')].append(source)
+        return queues
+
+    def _queue_if_decidable(self, experiment_id, experiment, room):
+        """(lower bound, lazy queue) of the experiment if some of its batches can be decided now, else None."""
+        if self._never_fits(experiment_id, experiment) is None:
+            if not room:
+                return None
+            limit = concurrency_limit(experiment, self.scheduler.default_concurrency_limit)
+            if limit is not None:
+                self.placer.concurrency[experiment_id] = [limit, self.active_per_experiment[experiment_id]]
+            if not self._may_place(experiment_id, experiment):
+                return None
+        numbered = experiment.get('batchSeq') is not None and experiment.get('batchCount') is not None
+        if not numbered:  # stored before batches had consecutive numbers
+            return 0, self._experiment_queue(experiment_id, experiment, None)
+        head, version = self.scheduler.heads.get(experiment_id, experiment['batchSeq'])
+        complete = experiment.get('registrationComplete') is not False
+        if not complete:  # batches still to be inserted may lie below any head a read could find
+            head = experiment['batchSeq']
+        self.reads[experiment_id] = (version, complete)
+        return head, self._experiment_queue(experiment_id, experiment, head)
+
+    def _never_fits(self, experiment_id, experiment):
+        requirements = experiment['requirements']
+        return self.placer.never_fit_reason(BatchRequest(None, experiment_id, requirements['ramMiB'],
+                                                         tuple(requirements.get('gpuVramMiB') or ())))
+
+    def _may_place(self, experiment_id, experiment):
+        """Below its limit, and its batches fit the room left on some node (RAM, number of free GPUs)."""
+        requirements = experiment['requirements']
+        return (experiment_id not in self.blocked and not self.placer.at_limit(experiment_id)
+                and requirements['ramMiB'] <= self.placer.max_free_ram_mib()
+                and len(requirements.get('gpuVramMiB') or ()) <= self.placer.max_free_gpu_count())
+
+    def _experiment_queue(self, experiment_id, experiment, head):
+        """The experiment's queued batches from `head` on, oldest first, read a window of seq at a time while the
+        pass may place them (an experiment whose batches never fit is read to the end: they fail)."""
+        never_fits = self._never_fits(experiment_id, experiment) is not None
+        query = {'experimentId': experiment_id, 'state': REGISTERED}
+        if head is None:  # no consecutive numbers: one read of all its queued batches
+            yield from sorted(self.db[BATCHES].find(query, QUEUE_PROJECTION), key=lambda batch: batch[SEQ])
+            return
+        end = experiment['batchSeq'] + experiment['batchCount']
+        low, width = head, self._window(experiment_id)
+        self.frontier[experiment_id] = low
+        while low < end and (never_fits or (self._room() and self._may_place(experiment_id, experiment))):
+            high = min(end, low + width)
+            page = sorted(self.db[BATCHES].find(dict(query, **{SEQ: {'$gte': low, '$lt': high}}), QUEUE_PROJECTION),
+                          key=lambda batch: batch[SEQ])
+            for batch in page:
+                self.frontier[experiment_id] = batch[SEQ]
+                yield batch
+            self.frontier[experiment_id] = low = high
+            if not page:
+                width = min(2 * width, MAX_WINDOW)  # gallop over batches that left the queue
+
+    def _window(self, experiment_id):
+        """How many seq numbers the first window of an experiment's queue spans: what the pass could still place
+        of it."""
+        wanted = -(-page_limit(self.placer) // self.room_parts)  # rounded up
+        limit = self.placer.concurrency.get(experiment_id)
+        if limit is not None:
+            wanted = min(wanted, limit[0] - limit[1])
+        return max(1, wanted)
+
+    def _store_heads(self):
+        for experiment_id, (version, storable) in self.reads.items():
+            if storable and experiment_id in self.frontier:
+                head = min(self.frontier[experiment_id], self.kept.get(experiment_id, self.frontier[experiment_id]))
+                self.scheduler.heads.advance(experiment_id, version, head)
 
     def _place_held(self, batch):
         """fair_pass's placement callback: what the batch now holds (RAM, GPU count), or None."""
@@ -208,48 +304,21 @@ class SchedulePass:
             return None
         return batch['requirements']['ramMiB'], len(placement.gpu_ids)
 
-    def _run_fifo(self):
-        after = None
-        while True:
-            room = self._room()
-            if not room and not self._never_fit_sweep_due():
-                break
-            limit = page_limit(self.placer) if room else PAGE_LIMIT  # no room: only batches that never fit match
-            page = list(self.db[BATCHES].find(queue_filter(self.placer, self.blocked, after), QUEUE_PROJECTION)
-                        .sort(SEQ, 1).limit(limit).batch_size(limit))
-            self.scheduler.last_queue_read = time.monotonic()
-            self._load_experiments({batch['experimentId'] for batch in page})
-            for batch in page:
-                self._decide(batch)
-            if len(page) < limit:
-                break
-            after = page[-1][SEQ]
-
-    def _never_fit_sweep_due(self):
-        """While the nodes are full, the queue is still read for batches that can never run, but only every
-        NEVER_FIT_SWEEP_S (a pass with room reads them anyway), so that a full cluster costs no queue reads."""
-        return time.monotonic() - self.scheduler.last_queue_read >= NEVER_FIT_SWEEP_S
-
-    def _load_experiments(self, experiment_ids):
-        missing = [i for i in experiment_ids if i not in self.experiments]
-        if not missing:
-            return
-        found = {str(doc['_id']): doc for doc in self.db[EXPERIMENTS].find(
-            {'_id': {'$in': [ObjectId(i) for i in missing]}}, EXPERIMENT_PROJECTION)}
-        for experiment_id in missing:
-            self.experiments[experiment_id] = found.get(experiment_id)
-
     def _decide(self, batch):
         """Place, fail or skip one queued batch; returns its Placement when it was placed. A batch whose document or
         write is bad is logged and skipped, so that it never stops the scheduling of the others (a lost database
         ends the pass: every other batch would fail the same way)."""
+        placement = None
         try:
-            return self._decide_one(batch)
+            placement = self._decide_one(batch)
         except pymongo.errors.ConnectionFailure:
             raise
         except Exception as e:  # the type only: a database error's text may quote the document
             log.error('batch %s: not scheduled in this pass (%s)', batch.get('_id'), type(e).__name__)
-            return None
+        if placement is None:  # it may still be queued: the experiment's head stays at or below it
+            experiment_id = batch.get('experimentId')
+            self.kept[experiment_id] = min(self.kept.get(experiment_id, batch[SEQ]), batch[SEQ])
+        return placement
 
     def _decide_one(self, batch):
         experiment_id = batch['experimentId']
@@ -257,7 +326,7 @@ class SchedulePass:
             return None
         experiment = self.experiments.get(experiment_id)
         if experiment is None:
-            self.blocked.add(experiment_id)  # its experiment was dropped from the database
+            self.blocked.add(experiment_id)
             return None
         if experiment_id not in self.placer.concurrency:
             limit = concurrency_limit(experiment, self.scheduler.default_concurrency_limit)

@@ -9,7 +9,7 @@ from cc_agency.controller.scheduler import NEVER_FIT_SWEEP_S, Scheduler
 from cc_agency.controller.state import NodeBoard
 from cc_agency.cordon import set_schedulable
 from cc_agency.db import allocate_seq, ensure_indexes
-from cc_agency.transitions import BatchLifecycle
+from cc_agency.transitions import AttemptFailed, BatchLifecycle
 from localcluster.mongo import CommandCounter
 
 
@@ -44,13 +44,16 @@ def add_experiment(db, count, time, ram=512, gpus=(), limit=None, username='alic
     """An experiment of `count` queued batches of `username`, registered after those added before it (as POST /red
     does)."""
     experiment_id, first = ObjectId(), allocate_seq(db, 'batches', count)
-    db.experiments.insert_one({'_id': experiment_id, 'username': username, 'registrationComplete': True, 'registrationTime': time,
-                               'cli': {'inputs': {}, 'outputs': {}},
+    db.experiments.insert_one({'_id': experiment_id, 'username': username, 'registrationComplete': True,
+                               'registrationTime': time, 'cli': {'inputs': {}, 'outputs': {}},
                                'execution': {'settings': {'batchConcurrencyLimit': limit} if limit else {}},
-                               'container': {'settings': {'image': {'url': 'img'}, 'ram': ram}}})
-    db.batches.insert_many([{'experimentId': str(experiment_id), 'username': username, 'state': 'registered', 'registrationTime': time,
-                             'seq': first + i, 'attempts': 0, 'node': None, 'usedGPUs': None, 'history': [], 'inputs': {},
-                             'outputs': {}, 'requirements': {'ramMiB': ram, 'gpuVramMiB': list(gpus)}}
+                               'container': {'settings': {'image': {'url': 'img'}, 'ram': ram}},
+                               'requirements': {'ramMiB': ram, 'gpuVramMiB': list(gpus)},
+                               'batchSeq': first, 'batchCount': count, 'stateCounts': {'registered': count}})
+    db.batches.insert_many([{'experimentId': str(experiment_id), 'username': username, 'state': 'registered',
+                             'registrationTime': time, 'seq': first + i, 'attempts': 0, 'node': None, 'usedGPUs': None,
+                             'history': [], 'inputs': {}, 'outputs': {},
+                             'requirements': {'ramMiB': ram, 'gpuVramMiB': list(gpus)}}
                             for i in range(count)])
     return str(experiment_id)
 
@@ -66,10 +69,10 @@ def test_a_pass_reads_about_what_it_places_whatever_the_queue_length(counted_db,
     scheduler = RecordingScheduler(db, nodes(2, 5 * 512), policy=policy)
     commands.reset()
     assert scheduler.run_pass() == 10
-    # active batches, cordoned nodes, one page of the queue, its experiment; per placement a conditional update and
-    # its counter; `fair` asks first which users have queued batches (one user here: their page is the whole room)
-    assert commands.commands == dict({'find': 4, 'update': 20}, **({'distinct': 1} if policy == 'fair' else {}))
-    assert commands.documents <= 2 * 10 * 2 + 1  # a page holds what the room could take at 256 MiB a batch
+    # active batches, cordoned nodes, the experiments with queued batches, one window of the queue; per placement a
+    # conditional update and its counter
+    assert commands.commands == {'find': 4, 'update': 20}
+    assert commands.documents <= 2 * 10 * 2 + 1  # a window holds what the room could take at 256 MiB a batch
     commands.reset()
     assert scheduler.run_pass() == 0
     assert commands.commands == {'find': 1} and commands.documents == 10  # full: only the active batches are read
@@ -99,10 +102,10 @@ def test_blocked_experiments_are_left_out_of_the_next_page(counted_db):
     finds, documents = commands.commands['find'], commands.documents
     placed = Counter(db.batches.find_one({'_id': batch_id})['experimentId'] for batch_id, _, _ in scheduler.launched)
     assert placed == {limited: 2, one_at_a_time: 1, free: 5}
-    # active batches, cordoned nodes, then three pages (each leaving out the experiments found blocked so far) and
-    # their experiments
-    assert finds == 2 + 2 * 3
-    assert documents <= 3 * 40 + 3
+    # active batches, cordoned nodes, the experiments, then one window of each experiment's queue, as wide as what
+    # its limit lets the pass place
+    assert finds == 3 + 3
+    assert documents <= 3 + 2 + 1 + 5
 
 
 def test_batches_no_node_can_hold_fail_in_the_pass_that_meets_them(counted_db):
@@ -141,22 +144,24 @@ def test_fair_reads_each_users_head_of_the_queue_and_serves_them_by_share(counte
     add_experiment(db, 2000, time=1, username='alice')
     bob = add_experiment(db, 3, time=2, username='bob')
     carol = add_experiment(db, 2000, time=3, username='carol')
-    add_experiment(db, 2, time=0, username='alice')  # alice holds two slots already
+    held = add_experiment(db, 2, time=0, username='alice')  # alice holds two slots already
     for batch in db.batches.find({'registrationTime': 0}):
         db.batches.update_one({'_id': batch['_id']}, {'$set': {'state': 'processing', 'node': 'n0'}})
+    db.experiments.update_one({'_id': ObjectId(held)}, {'$set': {'stateCounts': {'processing': 2, 'registered': 0}}})
     scheduler = RecordingScheduler(db, nodes(2, 6 * 512))
     commands.reset()
     assert scheduler.run_pass() == 10
-    finds, distincts, documents = commands.commands['find'], commands.commands['distinct'], commands.documents
+    finds, documents = commands.commands['find'], commands.documents
     placed = Counter(db.batches.find_one({'_id': batch_id})['username'] for batch_id, _, _ in scheduler.launched)
     # 12 slots, alice held 2: bob and carol first, then by share in turn (ties by name), bob's queue ends at 3
     assert placed == {'alice': 3, 'bob': 3, 'carol': 4}, placed
     assert {b['state'] for b in db.batches.find({'experimentId': bob})} == {'scheduled'}
     first_of_carol = db.batches.find_one({'experimentId': carol}, sort=[('seq', 1)])
     assert first_of_carol['state'] == 'scheduled'  # FIFO within a user
-    # whatever the queues' lengths: the users, a few pages per user and their experiments; reads follow placements
-    assert distincts == 1 and finds <= 2 + 3 * 2 * 2
-    assert documents <= 2 + 2 * 10 + 3
+    # whatever the queues' lengths: the experiments with queued batches, a window of each at most as wide as its
+    # user's part of the room (20 slots at 256 MiB a batch, 3 users); reads follow placements
+    assert 'distinct' not in commands.commands and finds == 3 + 3
+    assert documents <= 2 + 3 + 3 * 7
 
 
 def test_weights_give_a_user_a_larger_part(counted_db):
@@ -193,3 +198,43 @@ def test_a_batch_whose_write_fails_does_not_stop_the_scheduling_of_the_others(co
     assert scheduler.run_pass() == 2
     assert db.batches.find_one({'_id': first['_id']})['state'] == 'registered'
     assert first['_id'] not in {batch_id for batch_id, _, _ in scheduler.launched}
+
+
+def test_experiments_at_their_limit_cost_no_read_of_their_queue(counted_db):
+    """A sweep at batchConcurrencyLimit 1 (one batch running, thousands queued) is one experiment document per pass:
+    another user's batch is placed at once, and the pass reads about what it places."""
+    db, commands = counted_db
+    sweeps = [add_experiment(db, 1500, time=1 + i, limit=1) for i in range(3)]
+    for experiment_id in sweeps:
+        head = db.batches.find_one({'experimentId': experiment_id}, sort=[('seq', 1)])
+        db.batches.update_one({'_id': head['_id']}, {'$set': {'state': 'processing', 'node': 'n0'}})
+        db.experiments.update_one({'_id': ObjectId(experiment_id)},
+                                  {'$inc': {'stateCounts.registered': -1, 'stateCounts.processing': 1}})
+    bob = add_experiment(db, 1, time=10, username='bob')
+    scheduler = RecordingScheduler(db, nodes(1, 10 * 512))
+    commands.reset()
+    assert scheduler.run_pass() == 1
+    # active batches, cordoned nodes, the 4 experiments, bob's window; his placement and its counter
+    assert commands.commands == {'find': 4, 'update': 2}
+    assert commands.documents == 3 + 4 + 1
+    assert db.batches.find_one({'experimentId': bob})['state'] == 'scheduled'
+
+
+def test_a_retried_batch_is_placed_again_in_its_place_in_the_queue(counted_db):
+    """The scheduler remembers where each experiment's queue starts; a batch that goes back to the queue (a retry)
+    lies before that point and must still be found, and first."""
+    db, _ = counted_db
+    experiment_id = add_experiment(db, 6, time=1)
+    scheduler = RecordingScheduler(db, nodes(1, 2 * 512), policy='fifo')
+    lifecycle = BatchLifecycle(db, attempts_to_fail=3, on_requeued=scheduler.heads.forget)
+    assert scheduler.run_pass() == 2
+    first, second = [db.batches.find_one({'_id': batch_id}) for batch_id, _, _ in scheduler.launched]
+    experiment = db.experiments.find_one({'_id': ObjectId(experiment_id)})
+    assert lifecycle.start(first, 1, 'n0') and lifecycle.start(second, 1, 'n0')
+    assert lifecycle.fail_attempt(dict(first, state='processing'), experiment, 1, 'n0', AttemptFailed(['flaky']))
+    assert db.batches.find_one({'_id': first['_id']})['state'] == 'registered'
+    assert lifecycle.succeed(dict(second, state='processing'), 1, 'n0', {'state': 'succeeded'})
+    assert scheduler.run_pass() == 2
+    again = [batch_id for batch_id, _, _ in scheduler.launched[2:]]
+    assert again[0] == first['_id']  # the oldest queued batch first
+    assert db.batches.find_one({'_id': again[1]})['seq'] == second['seq'] + 1

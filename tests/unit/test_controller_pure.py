@@ -106,9 +106,10 @@ def test_terminal_transition_voids_secrets_in_the_same_write():
 @hypothesis.given(hypothesis.strategies.lists(hypothesis.strategies.integers(min_value=0, max_value=10 ** 6),
                                               max_size=60), hypothesis.strategies.integers(min_value=1, max_value=8))
 def test_state_counters_follow_any_sequence_of_allowed_transitions(choices, batch_count):
-    """Counters changed by counter_update at each transition give what counting the batches gives."""
+    """Counters changed by counter_update at each transition give what counting the batches gives (starting from
+    the registration's count of queued batches)."""
     states = ['registered'] * batch_count
-    counters = {}
+    counters = {'registered': batch_count}
     for choice in choices:
         index = choice % batch_count
         allowed = sorted(ALLOWED_TRANSITIONS[states[index]])

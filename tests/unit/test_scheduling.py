@@ -1,10 +1,12 @@
-"""Pure parts of scheduling: the queue query of a pass, connector checks once per experiment, engine error lines."""
+"""Pure parts of scheduling: merged queues and their heads, connector checks once per experiment, engine errors."""
+import hypothesis
 import requests
 
 from cc_agency.controller import jobs
 from cc_agency.controller.engines import describe_connection_error
 from cc_agency.controller.placement import Gpu, NodeCapacity, Placer
-from cc_agency.controller.scheduler import concurrency_limit, page_limit, queue_filter
+from cc_agency.controller.queue_heads import QueueHeads
+from cc_agency.controller.scheduler import concurrency_limit, merge_by_seq, page_limit
 
 IMAGE = 'registry.example/lab/tool:1'
 
@@ -74,20 +76,44 @@ def test_only_failed_checks_are_permanent():
     assert not jobs.agent_failure_is_permanent(None)
 
 
-def test_queue_filter_asks_for_what_fits_now_or_never_fits():
+def test_page_limit_is_what_the_free_ram_could_take():
     nodes = [NodeCapacity('a', 8192, 1024, gpus=[Gpu(0, 4096), Gpu(1, 2048)], used_gpu_ids=[0]),
              NodeCapacity('b', 4096, 0), NodeCapacity('c', 65536, 0, online=False)]
-    placer = Placer(nodes, 'spread')
-    query = queue_filter(placer, {'e2', 'e1'}, after=4711)
-    assert query == {
-        'state': 'registered',
-        'experimentId': {'$nin': ['e1', 'e2']},
-        'seq': {'$gt': 4711},
-        '$or': [{'requirements.ramMiB': {'$lte': 7168}, 'requirements.gpuVramMiB.1': {'$exists': False}},
-                {'requirements.ramMiB': {'$gt': 65536}},
-                {'requirements.gpuVramMiB.2': {'$exists': True}},
-                {'requirements.gpuVramMiB': {'$gt': 4096}}]}
-    assert page_limit(placer) == (7168 + 4096) // 256
+    assert page_limit(Placer(nodes, 'spread')) == (7168 + 4096) // 256
+
+
+@hypothesis.given(hypothesis.strategies.lists(hypothesis.strategies.lists(
+    hypothesis.strategies.integers(min_value=0, max_value=10 ** 4), max_size=8, unique=True), max_size=6),
+    hypothesis.strategies.integers(min_value=0, max_value=40))
+def test_merge_by_seq_is_oldest_first_and_starts_a_queue_only_when_its_turn_may_come(queues, taken):
+    seqs = sorted(set(seq for queue in queues for seq in queue))
+    queues = [sorted(set(queue) - {seq for other in queues[:i] for seq in other}) for i, queue in enumerate(queues)]
+    started = []
+
+    def source(index, queue):
+        started.append(index)
+        yield from ({'seq': seq} for seq in queue)
+
+    merged = merge_by_seq([(queue[0] if queue else 0, source(i, queue)) for i, queue in enumerate(queues)])
+    out = [batch['seq'] for batch, _ in zip(merged, range(taken))]
+    assert out == seqs[:taken]
+    if out and len(out) < len(seqs):  # a queue is started only if it may hold the next batch to hand out
+        next_seq = seqs[len(out)]
+        assert all(not queues[index] or queues[index][0] <= next_seq for index in started)
+
+
+def test_queue_heads_never_keep_a_head_computed_before_a_requeue():
+    heads = QueueHeads()
+    head, version = heads.get('e', 100)
+    assert head == 100
+    heads.advance('e', version, 150)
+    assert heads.get('e', 100)[0] == 150
+    head, version = heads.get('e', 100)
+    heads.forget('e')  # a batch below 150 went back to the queue while a pass was reading
+    heads.advance('e', version, 180)
+    assert heads.get('e', 100)[0] == 100
+    heads.keep_only(set())
+    assert heads.get('e', 7) == (7, 0)
 
 
 def test_engine_errors_say_what_to_fix():
