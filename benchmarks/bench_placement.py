@@ -8,7 +8,8 @@ core   The pure placement core (cc_agency/controller/placement.py): 1,000 nodes 
        definition (every node scored for every batch) on the first 2,000 batches.
 pass   One scheduling pass (cc_agency/controller/scheduler.py) against SecantusDB with queues of different
        lengths and room for 60 batches: the MongoDB round trips and documents it reads and writes (counted with
-       a pymongo command listener), and a second pass once the nodes are full.
+       a pymongo command listener), and a second pass once the nodes are full; then queues of 10 sweeps at
+       batchConcurrencyLimit 1 (the big-queue case of issue 17) plus another user's single batch.
 
     python3 benchmarks/bench_placement.py [core|pass|all] [--queues 1000,10000,30000]
 """
@@ -124,24 +125,31 @@ def recording_scheduler(db, node_status):
                      watch_checks=lambda *args: None)
 
 
-def fill_queue(db, length):
-    """`length` queued batches in experiments of 100 (like POST /red writes them), oldest first."""
+def fill_queue(db, length, each=100, limit=None, running=0, username='alice', first_seq=1):
+    """`length` batches in experiments of `each` (as POST /red and the registrar write them), oldest first; the
+    first `running` of each experiment are processing on n0. Returns the next free seq."""
     experiments, batches = [], []
-    for index in range(0, length, 100):
-        experiment_id = ObjectId()
-        experiments.append({'_id': experiment_id, 'registrationComplete': True, 'registrationTime': 1000 + index,
-                            'cli': {'inputs': {}, 'outputs': {}}, 'execution': {'settings': {}},
-                            'container': {'settings': {'image': {'url': 'x'}, 'ram': 512}}})
-        for offset in range(min(100, length - index)):
-            batches.append({'experimentId': str(experiment_id), 'state': 'registered', 'registrationTime': 1000 + index,
-                            'seq': index + offset + 1,
-                            'attempts': 0, 'node': None, 'usedGPUs': None,
-                            'requirements': {'ramMiB': 512, 'gpuVramMiB': []}, 'history': [],
+    requirements = {'ramMiB': 512, 'gpuVramMiB': []}
+    for index in range(0, length, each):
+        experiment_id, count = ObjectId(), min(each, length - index)
+        experiments.append({'_id': experiment_id, 'username': username, 'registrationComplete': True,
+                            'registrationTime': 1000 + index, 'cli': {'inputs': {}, 'outputs': {}},
+                            'execution': {'settings': {'batchConcurrencyLimit': limit} if limit else {}},
+                            'container': {'settings': {'image': {'url': 'x'}, 'ram': 512}},
+                            'requirements': requirements, 'batchSeq': first_seq + index, 'batchCount': count,
+                            'stateCounts': {'registered': count - running, 'processing': running}})
+        for offset in range(count):
+            batches.append({'experimentId': str(experiment_id), 'username': username,
+                            'state': 'processing' if offset < running else 'registered',
+                            'registrationTime': 1000 + index, 'seq': first_seq + index + offset,
+                            'attempts': 0, 'node': 'n0' if offset < running else None, 'usedGPUs': None,
+                            'requirements': requirements, 'history': [],
                             'inputs': {'a': {'class': 'File', 'connector': {'command': 'c', 'access': {'url': 'u'}}}},
                             'outputs': {}})
     db.experiments.insert_many(experiments)
     for start in range(0, len(batches), 5000):
         db.batches.insert_many(batches[start:start + 5000])
+    return first_seq + length
 
 
 def bench_pass(queue_lengths):
@@ -165,6 +173,23 @@ def bench_pass(queue_lengths):
                       '{:.2f} s'.format(length, label, scheduled, sum(counter.commands.values()),
                                         ', '.join('{} {}'.format(n, c) for n, c in sorted(counter.commands.items())),
                                         counter.documents, elapsed))
+            client.drop_database(db.name)
+        print('scheduling pass, sweeps at batchConcurrencyLimit 1 (one batch of each running) and another user\'s '
+              'batch, room for 60:')
+        for length in queue_lengths:
+            db = client['bench_sweep_{}'.format(length)]
+            ensure_indexes(db)
+            next_seq = fill_queue(db, length, each=max(1, length // 10), limit=1, running=1)
+            fill_queue(db, 1, username='bob', first_seq=next_seq)
+            scheduler = recording_scheduler(db, node_status)
+            counter.reset()
+            t0 = time.perf_counter()
+            scheduled = scheduler.run_pass()
+            elapsed = time.perf_counter() - t0
+            print('  queue {:>7,}  scheduled {:>3}  round trips {:>3} ({})  documents read {:>3}  {:.3f} s'.format(
+                length, scheduled, sum(counter.commands.values()),
+                ', '.join('{} {}'.format(n, c) for n, c in sorted(counter.commands.items())), counter.documents,
+                elapsed))
             client.drop_database(db.name)
         client.close()
 

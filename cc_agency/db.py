@@ -33,6 +33,7 @@ HISTORY_LIMIT = 100  # entries kept per batch and node; older ones are dropped
 # lists are read by ranges of it (cc_agency.seq_order), so that a page costs about what it returns.
 SEQ = 'seq'
 LIST_ORDER = [(SEQ, -1)]  # newest first
+BY_STATE = [('state', 1), (SEQ, 1)]  # the batches in a state: also those of one node, hinted (no node index)
 
 
 CONNECT_TIMEOUT_MS = 20000
@@ -62,13 +63,21 @@ def database(conf, **kwargs):
     return mongo_client(conf, **kwargs)[conf['mongo']['db']]
 
 
+# indexes that earlier versions created and no query uses any more: each costs every batch insert a key write
+# (on SecantusDB about as much as the document itself), so they are dropped
+OBSOLETE_INDEXES = {BATCHES: ('state_1_username_1_seq_1', 'experimentId_1_state_1', 'node_1_state_1')}
+
+
 def ensure_indexes(db):
-    """Indexes every query of the broker and the controller relies on; idempotent."""
+    """Indexes every query of the broker and the controller relies on, and no others; idempotent."""
+    for collection, names in OBSOLETE_INDEXES.items():
+        existing = db[collection].index_information()
+        for name in names:
+            if name in existing:
+                db[collection].drop_index(name)
     batches = db[BATCHES]
-    batches.create_index([('state', 1), (SEQ, 1)])  # the queue, and lists by state
-    batches.create_index([('state', 1), ('username', 1), (SEQ, 1)])  # the users with queued batches, each one's queue
+    batches.create_index(BY_STATE)  # the active batches, and lists by state
     batches.create_index([('experimentId', 1), ('state', 1), (SEQ, 1)])  # an experiment's queue, in seq windows
-    batches.create_index([('node', 1), ('state', 1)])
     for collection in (batches, db[EXPERIMENTS]):
         collection.create_index(LIST_ORDER)
         collection.create_index([('username', 1)] + LIST_ORDER)

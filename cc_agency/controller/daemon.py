@@ -25,7 +25,7 @@ from cc_agency.controller.reload import node_changes
 from cc_agency.controller.runner import Launcher, RunContext
 from cc_agency.controller.scheduler import Scheduler
 from cc_agency.controller.state import NodeBoard, RunRegistry
-from cc_agency.db import BATCHES, NODES, ensure_indexes
+from cc_agency.db import BATCHES, BY_STATE, NODES, ensure_indexes
 from cc_agency.states import ACTIVE_STATES, CANCELLED
 from cc_agency.timelimits import TimeLimits
 from cc_agency.transitions import BatchLifecycle
@@ -144,7 +144,8 @@ class Controller:
         for name in self.nodes.draining():
             if any(run['node'] == name for run in self.runs.snapshot().values()):
                 continue
-            if self.db[BATCHES].count_documents({'node': name, 'state': {'$in': list(ACTIVE_STATES)}}, limit=1):
+            if self.db[BATCHES].count_documents({'node': name, 'state': {'$in': list(ACTIVE_STATES)}}, limit=1,
+                                                hint=BY_STATE):
                 continue
             self._stop_monitor(name)
             self.nodes.remove(name)

@@ -15,7 +15,7 @@ import logging
 from bson import ObjectId
 from bson.errors import InvalidId
 
-from cc_agency.db import BATCHES
+from cc_agency.db import BATCHES, BY_STATE
 from cc_agency.states import ACTIVE_STATES, PROCESSING, SCHEDULED
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,7 @@ class Reconciler:
 
     def node_lost(self, node, reason):
         """Fail the attempts the database places on a node that stayed offline; they are retried elsewhere."""
-        active = self.db[BATCHES].find({'node': node, 'state': {'$in': list(ACTIVE_STATES)}}, {'attempts': 1})
+        active = self.db[BATCHES].find({'node': node, 'state': {'$in': list(ACTIVE_STATES)}}, {'attempts': 1},
+                                       hint=BY_STATE)
         for batch in list(active):
             self.lifecycle.abandon(batch['_id'], batch['attempts'], node, 'node {} went offline: {}'.format(node, reason))
