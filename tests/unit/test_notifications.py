@@ -6,7 +6,6 @@ import json
 from hypothesis import given, settings, strategies as st
 
 from cc_agency import notifications as n
-from cc_agency.controller.metrics import node_state
 from cc_agency.transitions import transition_update
 
 
@@ -95,10 +94,3 @@ def test_a_failing_delivery_is_tried_for_at_least_an_hour_then_given_up(base_s, 
 def test_the_default_schedule_of_10_s():
     assert [n.retry_delay_s(a, 10) for a in range(1, 10)] == [10, 20, 40, 80, 160, 320, 640, 900, 900]
 
-
-def test_nodes_are_counted_in_one_state_each():
-    assert node_state({'state': 'online', 'draining': True}, cordoned=True) == 'draining'
-    assert node_state({'state': 'online', 'draining': False}, cordoned=True) == 'cordoned'
-    assert node_state({'state': 'online', 'draining': False}, cordoned=False) == 'online'
-    assert node_state({'state': 'offline', 'draining': False}, cordoned=True) == 'offline'
-    assert node_state({'state': None, 'draining': False}, cordoned=False) == 'unknown'
