@@ -103,7 +103,11 @@ class Controller:
         metrics_conf = self.conf['controller'].get('metrics')
         if metrics_conf:
             self.metrics.watch_cluster(self.db, self.nodes)
-            self.metrics.serve(metrics_conf['bind_host'], metrics_conf['bind_port'])
+            try:
+                self.metrics.serve(metrics_conf['bind_host'], metrics_conf['bind_port'])
+            except OSError as e:  # scheduling goes on without them: batches matter more than their numbers
+                log.error('metrics not served: cannot listen on %s:%d (%s)', metrics_conf['bind_host'],
+                          metrics_conf['bind_port'], e.strerror or e)
         self.notifier.start()
         threading.Thread(target=self._listen, name='zmq-listener', daemon=True).start()
         threading.Thread(target=self._loop, args=(self._wake_registrar, 'registration', self._register),
