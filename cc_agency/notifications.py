@@ -62,9 +62,12 @@ def hook_label(url):
 def batch_notice(batch):
     """A batch's entry of a request body, from a document read with BATCH_FIELDS (pure)."""
     history = batch.get('history') or [{}]
+    last = history[-1] if isinstance(history, list) and isinstance(history[-1], dict) else {}
+    ended_at = last.get('time')
     return {'batchId': str(batch['_id']), 'experimentId': batch.get('experimentId'),
             'username': batch.get('username'), 'state': batch.get('state'), 'node': batch.get('node'),
-            'attempts': batch.get('attempts'), 'time': history[-1].get('time')}
+            'attempts': batch.get('attempts'),
+            'time': float(ended_at) if isinstance(ended_at, (int, float)) and not isinstance(ended_at, bool) else None}
 
 
 def groups(notices, size=MAX_BATCHES_PER_DELIVERY):

@@ -117,7 +117,13 @@ class Notifier:
         if not marked:
             return 0
         if self.hooks:
-            notices = [batch_notice(batch) for batch in marked]
+            notices = []
+            for batch in marked:
+                try:
+                    notices.append(batch_notice(batch))
+                except Exception as e:  # one bad document must not hold back the others' notifications
+                    log.error('notifications: batch %s cannot be told (%s); it is left out', batch.get('_id'),
+                              type(e).__name__)
             created_at = time.time()
             for group in groups(notices):
                 for hook in self.hooks:
@@ -159,15 +165,29 @@ class Notifier:
         none is pending)."""
         due = self.db[NOTIFICATIONS].find({'state': PENDING, 'hook': hook.key, 'nextAttemptAt': {'$lte': time.time()}})
         for delivery in list(due.sort('nextAttemptAt', 1).limit(DUE_READ_LIMIT)):
-            if self.stopping.is_set() or not self.post(hook, delivery, session):
+            if self.stopping.is_set():
+                break
+            try:
+                body = body_bytes(delivery['batches'])
+            except Exception as e:  # a document broken in the database: given up, so that it holds back no other
+                self._give_up_broken(hook, delivery, e)
+                continue
+            if not self.post(hook, delivery, body, session):
                 break  # the receiver fails: the others wait for their own time
         following = self.db[NOTIFICATIONS].find_one({'state': PENDING, 'hook': hook.key}, {'nextAttemptAt': 1},
                                                     sort=[('nextAttemptAt', 1)])
         return following['nextAttemptAt'] if following else None
 
-    def post(self, hook, delivery, session):
-        """One try of one delivery; records its outcome. Returns True when the hook took it."""
-        body = body_bytes(delivery['batches'])
+    def _give_up_broken(self, hook, delivery, error):
+        self.db[NOTIFICATIONS].update_one({'_id': delivery['_id'], 'state': PENDING}, {'$set': {
+            'state': GIVEN_UP, 'lastError': 'broken document ({})'.format(type(error).__name__), 'doneAt': _utc_now()}})
+        log.error('notifications: delivery %s to %s given up: its document is broken (%s)', delivery['_id'],
+                  hook.label, type(error).__name__)
+        self.on_given_up()
+
+    def post(self, hook, delivery, body, session):
+        """One try of one delivery (`body`: its request body); records its outcome. Returns True when the hook took
+        it."""
         attempt = delivery.get('attempts', 0) + 1
         first_attempt_at = delivery.get('firstAttemptAt') or time.time()
         try:

@@ -4,8 +4,13 @@ same id and body, and a delivery pending when the controller dies is delivered b
 import hashlib
 import hmac
 import json
+import threading
 import time
 
+import requests
+
+from cc_agency.controller.notifier import Notifier
+from cc_agency.db import ensure_indexes
 from cc_agency.notifications import DELIVERED, NOTIFY_MARKER
 from tests.integration.cluster import command_red, nodes_of, submit, user_session, wait_nodes_online
 from tests.integration.hook_receiver import HookReceiver
@@ -49,14 +54,14 @@ def test_every_ended_batch_is_delivered_once_per_delivery_id_signed_after_failed
                  'not every batch delivered: {}\n{}'.format(receiver.snapshot(), agency.log('controller')[-3000:]))
         time.sleep(1)  # a duplicate would come now
 
-        requests = receiver.snapshot()
-        assert [r.status for r in requests[:2]] == [500, 500]
-        for request in requests:
+        received = receiver.snapshot()
+        assert [r.status for r in received[:2]] == [500, 500]
+        for request in received:
             assert request.user == '{}:{}'.format(HOOK_USER, HOOK_PASSWORD)
             assert request.signature == 'sha256=' + hmac.new(SECRET.encode(), request.body,
                                                               hashlib.sha256).hexdigest()
         by_id = {}
-        for request in requests:
+        for request in received:
             by_id.setdefault(request.delivery, []).append(request)
         for delivery, tries in by_id.items():
             assert [t.status for t in tries].count(200) == 1, tries  # taken once, no try after it
@@ -111,3 +116,31 @@ def test_a_delivery_pending_when_the_controller_dies_is_delivered_after_its_rest
         assert (entry['experimentId'], entry['state']) == (experiment_id, 'succeeded')
         with agency.database() as db:
             assert db.notifications.find_one({'_id': failed.delivery})['state'] == DELIVERED
+
+
+def test_a_crash_between_writing_deliveries_and_unmarking_loses_no_batch_and_sends_no_second_id(mongo_db):
+    """The notifier's steps on the real database, driven one by one: the markers left by a crash after the
+    deliveries were written give the same delivery again (not a second one); a batch with a broken history is told
+    without its time and holds back no other; the delivery is then taken by the receiver once."""
+    ensure_indexes(mongo_db)
+    ended = [{'_id': 'b{}'.format(i), 'experimentId': 'e1', 'username': 'alice', 'state': 'succeeded',
+              'node': 'node1', 'attempts': 1, 'history': [{'state': 'succeeded', 'time': 100.0 + i}],
+              NOTIFY_MARKER: True} for i in range(3)]
+    broken = {'_id': 'b-broken', 'state': 'failed', 'history': 'not a list', NOTIFY_MARKER: True}
+    mongo_db.batches.insert_many(ended + [broken, {'_id': 'b-running', 'state': 'processing'}])
+    with HookReceiver(HOOK_USER, HOOK_PASSWORD) as receiver:
+        [hook] = hook_conf(receiver)['controller.notification_hooks']
+        notifier = Notifier(mongo_db, [hook], 0.2, threading.Event())
+        assert notifier.collect() == 4
+        [delivery] = list(mongo_db.notifications.find())
+        mongo_db.batches.update_many({}, {'$set': {NOTIFY_MARKER: True}})  # as if the unmarking never happened
+        mongo_db.batches.update_one({'_id': 'b-running'}, {'$unset': {NOTIFY_MARKER: ''}})
+        assert notifier.collect() == 4
+        assert [d['_id'] for d in mongo_db.notifications.find()] == [delivery['_id']]
+        assert mongo_db.batches.count_documents({NOTIFY_MARKER: {'$exists': True}}) == 0
+        assert [b['batchId'] for b in delivery['batches']] == ['b-broken', 'b0', 'b1', 'b2']  # no time: first
+
+        assert notifier.send_due(notifier.hooks[0], requests.Session()) is None  # nothing pending after it
+        [request] = receiver.snapshot()
+        assert (request.delivery, request.status) == (delivery['_id'], 200)
+        assert mongo_db.notifications.find_one()['state'] == DELIVERED

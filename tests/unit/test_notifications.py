@@ -94,3 +94,9 @@ def test_a_failing_delivery_is_tried_for_at_least_an_hour_then_given_up(base_s, 
 def test_the_default_schedule_of_10_s():
     assert [n.retry_delay_s(a, 10) for a in range(1, 10)] == [10, 20, 40, 80, 160, 320, 640, 900, 900]
 
+
+
+def test_a_batch_with_a_broken_history_still_gets_its_notice():
+    for history in (None, [], ['x'], [{'time': 'yesterday'}], [{'time': True}]):
+        assert n.batch_notice({'_id': 'b1', 'state': 'failed', 'history': history})['time'] is None
+    assert n.groups([n.batch_notice({'_id': 'b2', 'history': ['x']}), notice(1)])  # sortable with the others
