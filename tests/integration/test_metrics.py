@@ -18,13 +18,16 @@ def scrape(url):
             for family in text_string_to_metric_families(response.text) for sample in family.samples}
 
 
-def wait_metric(url, key, value, timeout_s=20):
+def wait_metric(url, key, value, timeout_s=30, also=lambda samples: True):
+    """Scrape until `key` has `value` and `also(samples)` holds (a run is observed after its container is removed,
+    which follows its batch's last transition); returns those samples."""
     deadline = time.time() + timeout_s
     while True:
         samples = scrape(url)
-        if samples.get(key) == value:
+        if samples.get(key) == value and also(samples):
             return samples
-        assert time.time() < deadline, '{} is {}, not {}'.format(key, samples.get(key), value)
+        assert time.time() < deadline, '{} is {}, not {} (or not also): {}'.format(key, samples.get(key), value,
+                                                                                   samples)
         time.sleep(0.3)
 
 
@@ -38,7 +41,8 @@ def test_metrics_report_batches_nodes_placements_and_durations(make_agency, engi
     experiment_id = submit(agency, alice, command_red(['pass', 'print(2)'], ram=RAM_MIB))
     assert [b['state'] for b in batches_of(agency, alice, experiment_id, 2)] == ['succeeded'] * 2
 
-    samples = wait_metric(url, ('ccagency_batches', (('state', 'succeeded'),)), 2)
+    samples = wait_metric(url, ('ccagency_batches', (('state', 'succeeded'),)), 2,
+                          also=lambda samples: samples[('ccagency_batch_run_seconds_count', ())] >= 2)
     assert samples[('ccagency_placements_total', ())] >= 2
     assert samples[('ccagency_batches', (('state', 'registered'),))] == 0
     assert samples[('ccagency_nodes', (('state', 'online'),))] == 1
