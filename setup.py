@@ -26,6 +26,7 @@ setup(
         'red-val==9.3.0',
         'pyzmq>=24',
         'requests>=2.31',
+        'prometheus_client>=0.17',  # the controller's /metrics (controller.metrics)
     ],
     extras_require={
         'test': ['pytest>=7', 'hypothesis>=6', 'requests>=2.31', 'schemathesis>=4', 'openapi-spec-validator', 'pexpect',

@@ -15,7 +15,7 @@ import yaml
 
 DEFAULT_CONFIG_PATH = os.path.join('~', '.config', 'cc-agency.yml')
 CONFIG_ENV_VAR = 'CC_AGENCY_CONF'
-SECRET_KEYS = frozenset(['password', 'secret_key'])  # their values never appear in a message
+SECRET_KEYS = frozenset(['password', 'secret_key', 'secret'])  # their values never appear in a message
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +65,14 @@ _TRUSTEE_SCHEMA = {
     'required': ['internal_url', 'username', 'password'],
     'additionalProperties': False,
 }
+# cc-agency 9.x's key, plus `secret` (the HMAC key of X-CC-Agency-Signature); cc_agency/controller/notifier.py
 _NOTIFICATION_HOOKS_SCHEMA = {
     'type': 'array',
     'items': {
         'type': 'object',
         'properties': {
-            'url': _STRING,
+            'url': {'type': 'string', 'pattern': r'^https?://[^/?#\s]+'},
+            'secret': {'type': 'string', 'minLength': 1},
             'auth': {
                 'type': 'object',
                 'properties': {'username': {'type': 'string'}, 'password': {'type': 'string'}},
@@ -178,6 +180,16 @@ CONFIG_SCHEMA = {
                 'bind_port': {'type': 'integer', 'minimum': 1, 'maximum': 65535},
                 'bind_socket_path': _STRING,  # cc-agency 9.x, instead of the three above (check_wake_keys)
                 'notification_hooks': _NOTIFICATION_HOOKS_SCHEMA,  # cc-agency 9.x
+                # the first wait before a failed notification is posted again (doubled per try)
+                'notification_retry_base_seconds': _SECONDS,
+                # Prometheus text at http://bind_host:bind_port/metrics (cc_agency/controller/metrics.py); off without
+                'metrics': {
+                    'type': 'object',
+                    'properties': {'bind_host': _STRING,
+                                   'bind_port': {'type': 'integer', 'minimum': 1, 'maximum': 65535}},
+                    'required': ['bind_host', 'bind_port'],
+                    'additionalProperties': False,
+                },
                 'docker': {
                     'type': 'object',
                     'properties': {
@@ -251,6 +263,7 @@ DEFAULTS = {
     'controller.docker.api_timeout_seconds': 10,
     'controller.docker.container_user': '1000:1000',
     'controller.scheduling.pass_interval_seconds': 2,
+    'controller.notification_retry_base_seconds': 10,
     # the seed's example values; a cc-agency 9.x file has no scheduling section
     'controller.scheduling.strategy': 'spread',
     'controller.scheduling.attempts_to_fail': 3,
@@ -264,7 +277,6 @@ NO_EFFECT_KEYS = (
     ('trustee', lambda value: True,
      'no trustee service is used: secrets stay in MongoDB until their batch or experiment ends, then are voided'),
     ('cloud', lambda value: True, 'cc-cloud is not supported by this agency'),
-    ('controller.notification_hooks', bool, 'no notifications are sent when batches end'),
     ('controller.docker.allow_insecure_capabilities', bool,
      'batch containers never get the FUSE capabilities that mounting connectors (mount: true) need'),
     ('controller.docker.image_prune_duration', lambda value: True, 'images are never removed by the agency'),

@@ -7,12 +7,15 @@ Collections:
   batch_output  the command's stdout/stderr of a batch's last attempt, kept apart to keep `batches` small
   nodes         the engines the controller knows: state, RAM, CPUs, GPUs, history
   users, tokens, login_failures   authentication (broker)
+  notifications the deliveries of ended batches to the notification hooks (cc_agency.notifications)
   counters      the last sequence number given to a batch and to an experiment (see `allocate_seq`); drop it only
                 together with both
 """
 import time
 
 import pymongo
+
+from cc_agency import notifications
 
 EXPERIMENTS = 'experiments'
 BATCHES = 'batches'
@@ -23,7 +26,9 @@ TOKENS = 'tokens'
 LOGIN_FAILURES = 'login_failures'
 COUNTERS = 'counters'
 PENDING_BATCHES = 'pending_batches'
-ALL_COLLECTIONS = (EXPERIMENTS, BATCHES, PENDING_BATCHES, BATCH_OUTPUT, NODES, USERS, TOKENS, LOGIN_FAILURES, COUNTERS)
+NOTIFICATIONS = 'notifications'
+ALL_COLLECTIONS = (EXPERIMENTS, BATCHES, PENDING_BATCHES, BATCH_OUTPUT, NODES, USERS, TOKENS, LOGIN_FAILURES, COUNTERS,
+                   NOTIFICATIONS)
 
 NODE_SCHEDULABLE = 'schedulable'  # field of a node: False while it is cordoned (cc_agency.cordon)
 
@@ -91,6 +96,10 @@ def ensure_indexes(db):
     db[TOKENS].create_index([('username', 1)])  # DELETE /token?all=true, a new password
     db[LOGIN_FAILURES].create_index([('username', 1), ('time', 1)])
     db[LOGIN_FAILURES].create_index([('address', 1), ('time', 1)])  # cc_agency.login_guard
+    # the ended batches not yet turned into deliveries: only they carry the marker, so the index stays small
+    batches.create_index([(notifications.NOTIFY_MARKER, 1)], sparse=True)
+    db[NOTIFICATIONS].create_index([('state', 1), ('hook', 1), ('nextAttemptAt', 1)])  # due deliveries, the gauge
+    db[NOTIFICATIONS].create_index([('doneAt', 1)], expireAfterSeconds=notifications.DONE_KEPT_S)
 
 
 def allocate_seq(db, collection_name, count=1):

@@ -6,8 +6,9 @@ that Nomad's scheduler calls its Planner): `schedule`, `start`, `succeed`, `fail
 `fail_unplaceable`, `cancel` and `cancel_experiment`. Each is a compare-and-set on {_id, state} plus a history
 entry; a run's operations are also fenced by its attempt number (`attempts`), so a stale decision — a late
 container exit, a cancel racing a completion, two controllers — can never overwrite a newer one. Entering a
-terminal state voids the batch's connector secrets in the same write. Which moves are allowed at all is
-cc_agency.states.
+terminal state voids the batch's connector secrets in the same write and marks the batch for the
+notification hooks (cc_agency/notifications.py NOTIFY_MARKER), so that no ended batch is without its marker. Which
+moves are allowed at all is cc_agency.states.
 """
 import logging
 
@@ -17,6 +18,7 @@ from bson import ObjectId
 from cc_agency.batch_counts import count_transition
 from cc_agency.timelimits import time_limit_reason
 from cc_agency.db import BATCHES, EXPERIMENTS, history_push, now
+from cc_agency.notifications import NOTIFY_MARKER
 from cc_agency.secrets import VOIDED, replace_protected_image_auth, void_batch_secrets
 from cc_agency.states import (ACTIVE_STATES, CANCELLED, FAILED, PROCESSING, REGISTERED, SCHEDULED, SUCCEEDED,
                               TERMINAL_STATES, is_allowed, state_after_failure)
@@ -54,6 +56,7 @@ def transition_update(batch, to_state, node=None, debug_info=None, ccagent=None,
         update_set.update(set_fields)
     if to_state in TERMINAL_STATES:
         update_set.update(void_batch_secrets({'inputs': batch.get('inputs'), 'outputs': batch.get('outputs')}))
+        update_set[NOTIFY_MARKER] = True  # the outbox of the notifier: in the write that ends the batch
     update = {'$set': update_set,
               '$push': {'history': history_push(history_entry(to_state, node, debug_info, ccagent))}}
     if inc_fields:

@@ -1,6 +1,7 @@
 """How stored documents are shown by the API: string ids, masked secrets, no internal fields, and the field names
 of cc-agency 9.3 that its web UI reads (in addition to this API's own)."""
 from cc_agency.batch_counts import COUNTS, STAGED
+from cc_agency.notifications import NOTIFY_MARKER
 from cc_agency.secrets import MASK, mask_batch_secrets, replace_protected_image_auth
 from cc_agency.transitions import SECRETS_VOIDED
 
@@ -27,6 +28,7 @@ def batch_json(doc, experiment_batch_seq=None):
     `batchesListIndex` (the batch's index in the RED's `batches`: registration numbers them in that order)."""
     out = dict(doc)
     out['_id'] = str(doc['_id'])
+    out.pop(NOTIFY_MARKER, None)  # the controller's bookkeeping (its notifications still to be written)
     if experiment_batch_seq is not None and isinstance(doc.get('seq'), int):
         out['batchesListIndex'] = doc['seq'] - experiment_batch_seq
     if 'inputs' in doc or 'outputs' in doc:

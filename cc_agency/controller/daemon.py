@@ -2,8 +2,10 @@
 
 Threads: the scheduler loop (woken over ZeroMQ by the broker, by finished runs and by its timer), the registrar
 (turns the batches the broker staged into batch documents), a ZeroMQ listener, one monitor per node, one thread
-per running batch attempt. Every loop catches and logs what goes wrong in one pass and goes on, so one bad
-document or one failing engine never stops scheduling. SIGHUP asks for the configuration to be read again: the
+per running batch attempt, the notifier (an outbox thread and one sender per notification hook,
+cc_agency/controller/notifier.py) and, with `controller.metrics`, the metrics endpoint (metrics.py). Every loop
+catches and logs what goes wrong in one pass and goes on, so one bad document or one failing engine never stops
+scheduling; the notifier and the metrics only ever have events set or numbers added by the scheduling threads. SIGHUP asks for the configuration to be read again: the
 scheduling loop applies its node changes (cc_agency/controller/reload.py) between two passes.
 """
 import logging
@@ -18,7 +20,9 @@ from cc_agency.config import ConfigError, load_config
 from cc_agency.controller import jobs
 from cc_agency.controller.connector_checks import CheckWatcher
 from cc_agency.controller.engines import Engine
+from cc_agency.controller.metrics import Metrics
 from cc_agency.controller.nodes import NodeMonitor
+from cc_agency.controller.notifier import Notifier
 from cc_agency.controller.queue_heads import QueueHeads
 from cc_agency.controller.reconcile import Reconciler
 from cc_agency.controller.reload import node_changes
@@ -49,9 +53,12 @@ class Controller:
         docker_conf = conf['controller']['docker']
         scheduling = conf['controller']['scheduling']
         self.pass_interval_s = scheduling['pass_interval_seconds']
-        self.engines = {name: Engine(name, node_conf, docker_conf['api_timeout_seconds'])
-                        for name, node_conf in docker_conf['nodes'].items()}
+        self.metrics = Metrics(node_names=docker_conf['nodes'])  # served only with controller.metrics
+        self.engines = {name: self._engine(name, node_conf) for name, node_conf in docker_conf['nodes'].items()}
         self.stopping = threading.Event()
+        self.notifier = Notifier(db, conf['controller'].get('notification_hooks'),
+                                 conf['controller']['notification_retry_base_seconds'], self.stopping,
+                                 on_given_up=self.metrics.delivery_given_up)
         self._wake = threading.Event()
         self._wake_registrar = threading.Event()
         self._orphans_removed_at = 0
@@ -67,22 +74,44 @@ class Controller:
             disable_pull=docker_conf.get('core_image', {}).get('disable_pull', False),
             agent_source=jobs.read_agent_source(),
             time_limits=TimeLimits(scheduling.get('default_time_limit_seconds'),
-                                   scheduling.get('max_time_limit_seconds'))), self.engines)
+                                   scheduling.get('max_time_limit_seconds')),
+            record_run_s=self.metrics.run_ended), self.engines)
         self.reconciler = Reconciler(db, self.engines, self.runs, self.lifecycle, self.launcher.launch,
                                      self.scheduling_lock)
-        self.scheduler = Scheduler(db, self.nodes, scheduling['strategy'], self.lifecycle, self.launcher.launch,
+        self.scheduler = Scheduler(db, self.nodes, scheduling['strategy'], self.lifecycle, self._launch_placed,
                                    CheckWatcher(db, self.engines, self.stopping, self.wake).watch,
                                    policy=scheduling['policy'], user_weights=scheduling.get('user_weights'),
                                    default_concurrency_limit=scheduling['batch_concurrency_limit'],
                                    heads=queue_heads)
 
+    def _engine(self, name, node_conf):
+        return Engine(name, node_conf, self.conf['controller']['docker']['api_timeout_seconds'],
+                      on_error=self.metrics.engine_error)
+
+    def _launch_placed(self, *args, **kwargs):
+        """What the scheduler calls for each batch it placed: counted, then launched."""
+        self.metrics.placed()
+        self.launcher.launch(*args, **kwargs)
+
     def wake(self):
+        """Something changed (a wake-up message, an attempt ended, a node changed): the scheduler, the registrar
+        and the notifier look again. Only sets events, so it never blocks its caller."""
         self._wake.set()
         self._wake_registrar.set()
+        self.notifier.wake()
 
     # --- loops --------------------------------------------------------------------------------------------------
     def serve_forever(self):
         self._wait_for_database()
+        metrics_conf = self.conf['controller'].get('metrics')
+        if metrics_conf:
+            self.metrics.watch_cluster(self.db, self.nodes)
+            try:
+                self.metrics.serve(metrics_conf['bind_host'], metrics_conf['bind_port'])
+            except OSError as e:  # scheduling goes on without them: batches matter more than their numbers
+                log.error('metrics not served: cannot listen on %s:%d (%s)', metrics_conf['bind_host'],
+                          metrics_conf['bind_port'], e.strerror or e)
+        self.notifier.start()
         threading.Thread(target=self._listen, name='zmq-listener', daemon=True).start()
         threading.Thread(target=self._loop, args=(self._wake_registrar, 'registration', self._register),
                          name='registrar', daemon=True).start()
@@ -107,7 +136,9 @@ class Controller:
                 self._reload_requested.clear()
                 self._reload()
             self._remove_drained_nodes()
+            started = time.perf_counter()
             self.scheduler.run_pass()
+            self.metrics.scheduling_pass_took(time.perf_counter() - started)
         self._stop_cancelled_runs()
 
     # --- reloading the configuration ----------------------------------------------------------------------------
@@ -132,7 +163,7 @@ class Controller:
         for name in changes.added + changes.changed:
             log.info('reload: node %s %s', name, 'changed' if name in changes.changed else 'added')
             self._stop_monitor(name)  # a changed node, or one added back while it was draining
-            self.engines[name] = Engine(name, new_nodes[name], docker_conf['api_timeout_seconds'])
+            self.engines[name] = self._engine(name, new_nodes[name])
             self.nodes.add(name)
             self._start_monitor(name)
         docker_conf['nodes'] = new_nodes

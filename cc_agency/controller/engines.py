@@ -195,8 +195,10 @@ LOG_FILES = 2  # json-file keeps the newest container_log_mib .. 2 * container_l
 class Engine:
     """The controller's handle on one node (`controller.docker.nodes.NAME`)."""
 
-    def __init__(self, name, node_conf, api_timeout_s):
+    def __init__(self, name, node_conf, api_timeout_s, on_error=None):
+        """`on_error(node name)`: called for each call that fails to reach the engine (the metrics' counter)."""
         self.name = name
+        self.on_error = on_error or (lambda name: None)
         self.conf = node_conf
         self.api_timeout_s = api_timeout_s
         # what the node's batches get, from its section of the configuration
@@ -234,6 +236,7 @@ class Engine:
                         probe.close()
                     api = api_client(base_url, tls, self.api_timeout_s, version)
                 except (docker.errors.DockerException, requests.RequestException, OSError) as e:
+                    self.on_error(self.name)
                     raise EngineError('node {}: cannot connect: {}'.format(
                         self.name, describe_connection_error(e, base_url, self.api_timeout_s)))
                 self._api = api
@@ -253,6 +256,7 @@ class Engine:
         except docker.errors.APIError:
             raise
         except (requests.RequestException, docker.errors.DockerException, OSError) as e:
+            self.on_error(self.name)
             raise EngineError('node {}: {} failed: {}'.format(self.name, what, describe_connection_error(
                 e, self.conf['base_url'], self.api_timeout_s)))
 

@@ -6,8 +6,8 @@ of the old and the new file; the daemon (cc_agency/controller/daemon.py) applies
 an engine adapter and a monitor, a changed one (its address, TLS, environment, network or GPUs) a new adapter and
 monitor (running attempts finish on the old adapter), and a removed one is drained first: nothing new is placed
 there, and only once its running batches have ended are its monitor stopped and its document removed. The other
-keys of a reloaded file take effect only at the next start; a file that does not pass the check is refused
-with one log line, and the old configuration stays.
+keys of a reloaded file (the notification hooks and the metrics address among them) take effect only at the next
+start; a file that does not pass the check is refused with one log line, and the old configuration stays.
 """
 from collections import namedtuple
 

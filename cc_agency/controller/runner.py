@@ -53,6 +53,7 @@ class RunContext:
     disable_pull: bool
     agent_source: bytes
     time_limits: TimeLimits = TimeLimits()  # the operator's default and cap of runs' wall-clock limits
+    record_run_s: object = None  # callable(seconds from processing to the end of a run): the metrics' histogram
 
 
 def container_name(batch_id, attempt):
@@ -316,11 +317,14 @@ class BatchRun:
     def _wait_and_record(self):
         self.context.runs.started(self.batch_id, self.attempt, self.node, self.container_id)
         timer = self._arm_time_limit()
+        processing_since = self._started_processing_at()
         try:
             self._wait_and_record_within_limit()
         finally:
             if timer is not None:
                 timer.cancel()
+        if self.context.record_run_s is not None:
+            self.context.record_run_s(now() - processing_since)
 
     def _wait_and_record_within_limit(self):
         try:

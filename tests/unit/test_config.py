@@ -143,7 +143,7 @@ def test_every_9_x_key_loads_with_one_warning_per_key_without_effect(caplog):
     assert conf['broker']['auth']['jwt']['access_token_expires'] == 900
     assert conf['mongo']['host'] == 'db.example.com' and conf['mongo']['port'] == 27018
     warned = [r.getMessage().split(' (cc-agency 9.x)')[0] for r in caplog.records]
-    assert warned == ['config key trustee', 'config key cloud', 'config key controller.notification_hooks',
+    assert warned == ['config key trustee', 'config key cloud',
                       'config key controller.docker.allow_insecure_capabilities',
                       'config key controller.docker.image_prune_duration',
                       'config key controller.docker.nodes.gpu-node_1.hardware.gpu_blacklist']
@@ -192,6 +192,16 @@ def test_cloud_enable_true_is_refused_with_one_line(tmp_path):
                                                                    'required'),
     (lambda c: c['controller']['notification_hooks'][0]['auth'].update(password=None),
      'config key controller.notification_hooks.0.auth.password: must be of type string'),
+    (lambda c: c['controller']['notification_hooks'][0].update(secret=42),
+     'config key controller.notification_hooks.0.secret: must be of type string'),
+    (lambda c: c['controller']['notification_hooks'][0].update(url='ftp://hooks.example.com/cc'),
+     'config key controller.notification_hooks.0.url: '),
+    (lambda c: c['controller'].update(notification_retry_base_seconds=0),
+     'config key controller.notification_retry_base_seconds: '),
+    (lambda c: c['controller'].update(metrics={'bind_host': '127.0.0.1'}),
+     'config key controller.metrics.bind_port: is required'),
+    (lambda c: c['controller'].update(metrics={'bind_host': '127.0.0.1', 'bind_port': 9100, 'path': '/m'}),
+     'config key controller.metrics: unknown key'),
     (lambda c: c['controller']['docker']['nodes']['gpu-node_1']['hardware'].update(gpu_blacklist=['0']),
      'hardware.gpu_blacklist.0'),
     (lambda c: c['mongo'].update(port='27017'), 'config key mongo.port'),
