@@ -3,6 +3,8 @@ batch's connector mounts a real FUSE filesystem in its container (the test image
 over libfuse 2, mounted by the batch's non-root user through the setuid fusermount) and the command reads a file
 from it; without the key the same RED fails at once with the reason; a batch that mounts nothing gets no FUSE
 capabilities even where the key is set (its bounding set is empty and it cannot gain privileges)."""
+import uuid
+
 import pytest
 
 from tests import reds
@@ -20,7 +22,7 @@ SCRIPT = (
 )
 
 
-def mount_red(file_server, mount=True):
+def mount_red(fuse_file, mount=True):
     """One batch whose Directory input `data` is mounted by red-connector-fuse-http (or, without `mount`, no input)."""
     inputs = {'script': {'type': 'string', 'inputBinding': {'position': 0}}}
     batch_inputs = {'script': SCRIPT}
@@ -28,7 +30,7 @@ def mount_red(file_server, mount=True):
         inputs['data'] = {'type': 'Directory', 'inputBinding': {'position': 1}}
         batch_inputs['data'] = {'class': 'Directory', 'connector': {
             'command': 'red-connector-fuse-http', 'mount': True,
-            'access': {'url': file_server.url('/files/fuse-data.txt'), 'name': 'data.txt'}}}
+            'access': {'url': fuse_file.url, 'name': 'data.txt'}}}
     return {
         'redVersion': '9',
         'cli': {'cwlVersion': 'v1.0', 'class': 'CommandLineTool', 'baseCommand': ['python3', '-c'],
@@ -43,10 +45,22 @@ def printed(agency, session, batch):
     return dict(line.split(':', 1) for line in text.splitlines() if ':' in line)
 
 
+class FuseFile:
+    """A file of the (session's) file server that only this test reads."""
+
+    def __init__(self, file_server):
+        self.server = file_server
+        self.path = '/files/fuse-{}.txt'.format(uuid.uuid4().hex)
+        self.url = file_server.url(self.path)
+        file_server.add(self.path, b'served through FUSE')
+
+    def reads(self):
+        return self.server.requests_for(self.path, 'GET')
+
+
 @pytest.fixture
 def fuse_file(file_server):
-    file_server.add('/files/fuse-data.txt', b'served through FUSE')
-    return file_server
+    return FuseFile(file_server)
 
 
 def test_a_mounted_input_is_read_through_fuse_where_the_agency_allows_it(make_agency, engine, fuse_file):
@@ -59,7 +73,7 @@ def test_a_mounted_input_is_read_through_fuse_where_the_agency_allows_it(make_ag
     assert out['content'] == 'served through FUSE'
     assert out['mounted'] == 'True'
     assert int(out['CapBnd'], 16) & SYS_ADMIN_BIT  # what fusermount needs to mount
-    assert fuse_file.requests_for('/files/fuse-data.txt', 'GET')  # read by the connector in the container
+    assert fuse_file.reads()  # read by the connector in the container
     assert 'mounted with FUSE: its container on node node1 gets /dev/fuse and SYS_ADMIN' in agency.log('controller')
 
     # the same agency, a batch that mounts nothing: the confinement of every batch container
@@ -77,4 +91,4 @@ def test_a_mounted_input_fails_at_once_with_the_reason_without_the_key(make_agen
     assert refused['history'][-1]['debugInfo'] == [
         'attempt 1 on node node1 failed: input data uses mount: true, which needs controller.docker.allow_insecure_capabilities: true on this agency '
         '(FUSE in the batch container)']
-    assert not fuse_file.requests_for('/files/fuse-data.txt', 'GET')  # no container ran
+    assert not fuse_file.reads()  # no container ran
