@@ -104,6 +104,21 @@ def test_a_repushed_latest_runs_as_the_pull_policy_says(make_agency, engine, cli
     assert client.images.get(image).id == (v2 if policy == 'always' else v1)
 
 
+def test_batches_that_wait_together_share_one_pull_with_always(make_agency, engine, client, registry, versions):
+    agency = make_agency({'node1': {'base_url': engine.base_url, 'network': 'none'}},
+                         extra={'controller.docker.image_pull_policy': 'always'})
+    alice = user_session(agency)
+    image = push_as(client, registry, versions('shared'), 'app/shared:latest')
+    assert printed_version(agency, alice, image) == 'version:shared'
+    pulls = 'node node1: the registry allows image {} for an experiment'.format(image)
+    assert agency.log('controller').count(pulls) == 0  # the first pull is logged as a pull
+    count = 6
+    experiment = submit(agency, alice, command_red([PRINT_VERSION] * count, image=image))
+    assert all(b['state'] == 'succeeded' for b in batches_of(agency, alice, experiment, count))
+    # the batches of one pass ask for the image at about the same time: those that waited used the running pull
+    assert 1 <= agency.log('controller').count(pulls) < count
+
+
 def wait_for(condition, timeout_s, what):
     deadline = time.monotonic() + timeout_s
     while not condition():
