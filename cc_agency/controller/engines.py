@@ -27,7 +27,7 @@ Users who do not trust each other share the nodes (issue 12), so:
 - Containers drop every capability (a node may add named ones back: `cap_add`), cannot gain privileges, have a
   pids limit (a fork loop stays inside its container), an optional CPU limit, bounded json-file logs, and are
   removed with their anonymous volumes. Their output is read with a byte limit, never whole. Only a batch that
-  mounts an input with FUSE, on an agency that allows it, gets more (fuse.py: `confinement`).
+  mounts an input with FUSE, on an agency that allows it, gets more (`confinement`, fuse.py).
 """
 import hashlib
 import json
