@@ -1,8 +1,8 @@
 """Images on the nodes, with a real registry and a real engine: `image_pull_policy` decides which content of a
 re-pushed `:latest` a batch runs (`always`: the new one; `if-not-present`: the node's, while the registry's yes for
 the experiment's credentials is cached), and `image_prune_duration` removes an image no batch used for that long,
-never one a processing batch uses nor one that came from no registry, also after a controller restart (the last
-uses are in MongoDB)."""
+never one a processing batch or any other container uses nor one that came from no registry, also after a controller
+restart (the last uses are in MongoDB)."""
 import time
 
 import docker.errors
@@ -135,6 +135,7 @@ def test_images_unused_for_the_prune_duration_leave_the_node_but_not_one_in_use(
     alice = user_session(agency)
     used_once = push_as(client, registry, versions('prune-a'), 'app/prune-a:1')
     long_used = push_as(client, registry, versions('prune-b'), 'app/prune-b:1')
+    outside_used = push_as(client, registry, versions('prune-c'), 'app/prune-c:1')
 
     # used once; the controller stops before the duration is over: the new one knows of the use from MongoDB
     assert printed_version(agency, alice, used_once) == 'version:prune-a'
@@ -146,19 +147,26 @@ def test_images_unused_for_the_prune_duration_leave_the_node_but_not_one_in_use(
     agency.start_controller()
     wait_for(lambda: not on_node(client, used_once), 20, 'an image unused for the prune duration stays')
 
-    # a batch that runs longer than the duration keeps its image; so is a local image (no registry) kept
+    # a batch that runs longer than the duration keeps its image; so is a local image (no registry) kept, and an
+    # image a batch used once that a container of someone else (not the agency's) runs now
     running = submit(agency, alice, command_red(["import time; time.sleep({})".format(3 * duration_s)],
                                                 image=long_used))
     [local] = batches_of(agency, alice, submit(agency, alice, command_red(["print('local')"])), 1)
     assert local['state'] == 'succeeded', local['history'][-1]
-    time.sleep(duration_s + 1)
-    [batch] = alice.get(agency.url + '/batches', params={'experimentId': running}, timeout=10).json()
-    assert batch['state'] == 'processing', batch
-    assert on_node(client, long_used) and on_node(client, reds.TEST_IMAGE)
-    [done] = batches_of(agency, alice, running, 1)
-    assert done['state'] == 'succeeded', done['history'][-1]
-    wait_for(lambda: not on_node(client, long_used), duration_s + 10, 'the image of a batch that ended stays')
-    assert on_node(client, reds.TEST_IMAGE)
+    assert printed_version(agency, alice, outside_used) == 'version:prune-c'
+    outside = client.containers.run(outside_used, ['sleep', '60'], detach=True, network_mode='none')
+    try:
+        time.sleep(duration_s + 1)
+        [batch] = alice.get(agency.url + '/batches', params={'experimentId': running}, timeout=10).json()
+        assert batch['state'] == 'processing', batch
+        assert on_node(client, long_used) and on_node(client, reds.TEST_IMAGE)
+        [done] = batches_of(agency, alice, running, 1)
+        assert done['state'] == 'succeeded', done['history'][-1]
+        wait_for(lambda: not on_node(client, long_used), duration_s + 10, 'the image of a batch that ended stays')
+        assert on_node(client, reds.TEST_IMAGE) and on_node(client, outside_used)
+    finally:
+        outside.remove(force=True)
+    wait_for(lambda: not on_node(client, outside_used), duration_s + 10, 'an image unused once more stays')
     # the line follows the removal (which the engine shows first)
     removed = 'node node1: removed image {}, which no batch used for the prune duration'.format(long_used)
     wait_for(lambda: removed in agency.log('controller'), 5, 'the removal is not logged')
