@@ -104,6 +104,13 @@ _CLOUD_SCHEMA = {
 }
 # ---------------------------------------------------------------------------------------------------------------
 
+# --- images: when they are pulled, when they are removed (cc_agency/controller/engines.py, image_pruner.py) ------
+PULL_ALWAYS = 'always'  # before every batch, with the batch's credentials
+PULL_IF_NOT_PRESENT = 'if-not-present'  # missing images, and registry images for each experiment's credentials
+PULL_NEVER = 'never'  # images must be on the nodes (the seed's core_image.disable_pull: True)
+IMAGE_PULL_POLICIES = (PULL_ALWAYS, PULL_IF_NOT_PRESENT, PULL_NEVER)
+# ---------------------------------------------------------------------------------------------------------------
+
 _NODE_SCHEMA = {
     'type': 'object',
     'properties': {
@@ -206,8 +213,13 @@ CONFIG_SCHEMA = {
                         'nodes': {'type': 'object', 'additionalProperties': _NODE_SCHEMA},
                         'api_timeout_seconds': _SECONDS,
                         'container_user': {'type': ['string', 'integer']},
-                        'allow_insecure_capabilities': {'type': 'boolean'},  # cc-agency 9.x
-                        'image_prune_duration': {'type': 'number', 'minimum': 0},  # cc-agency 9.x, seconds
+                        # cc-agency 9.x: batches whose RED mounts an input (mount: true) get FUSE (fuse.py)
+                        'allow_insecure_capabilities': {'type': 'boolean'},
+                        # when the engine pulls a batch's image (image_pull_policy below)
+                        'image_pull_policy': {'enum': list(IMAGE_PULL_POLICIES)},
+                        # cc-agency 9.x, seconds: images no batch used for that long leave the nodes (0: never)
+                        'image_prune_duration': {'type': 'number', 'minimum': 0},
+                        'image_prune_interval_seconds': _SECONDS,  # how often the pruner looks
                     },
                     'required': ['nodes'],
                     'additionalProperties': False,
@@ -262,6 +274,9 @@ DEFAULTS = {
     'broker.auth.bcrypt_rounds': 12,
     'controller.docker.api_timeout_seconds': 10,
     'controller.docker.container_user': '1000:1000',
+    'controller.docker.allow_insecure_capabilities': False,
+    'controller.docker.image_prune_duration': 0,  # never
+    'controller.docker.image_prune_interval_seconds': 60,
     'controller.scheduling.pass_interval_seconds': 2,
     'controller.notification_retry_base_seconds': 10,
     # the seed's example values; a cc-agency 9.x file has no scheduling section
@@ -277,9 +292,6 @@ NO_EFFECT_KEYS = (
     ('trustee', lambda value: True,
      'no trustee service is used: secrets stay in MongoDB until their batch or experiment ends, then are voided'),
     ('cloud', lambda value: True, 'cc-cloud is not supported by this agency'),
-    ('controller.docker.allow_insecure_capabilities', bool,
-     'batch containers never get the FUSE capabilities that mounting connectors (mount: true) need'),
-    ('controller.docker.image_prune_duration', lambda value: True, 'images are never removed by the agency'),
     ('controller.docker.nodes.*.hardware.gpu_blacklist', bool,
      'GPUs are not detected: a node has exactly the GPUs listed in its hardware.gpus (leave those out)'),
 )
@@ -333,6 +345,7 @@ def check_config(conf):
         path, problem = _key_path(errors[0])
         raise ConfigError('config key {}: {}'.format(path, problem))
     check_wake_keys(conf['controller'])
+    image_pull_policy(conf['controller']['docker'])
     if conf.get('cloud', {}).get('enable'):
         raise ConfigError('config key cloud.enable: cc-cloud is not supported by this agency; set it to false or '
                           'remove the cloud section')
@@ -382,6 +395,19 @@ def wake_bind_url(conf):
         return 'ipc://' + path
     host = controller['bind_host']
     return 'tcp://{}:{}'.format('[{}]'.format(host) if ':' in host else host, controller['bind_port'])
+
+
+def image_pull_policy(docker_conf):
+    """The pull policy of `controller.docker`: `image_pull_policy`, else `never` with the seed's
+    `core_image.disable_pull: True`, else `if-not-present` (what the registry check per experiment needs)."""
+    disable_pull = (docker_conf.get('core_image') or {}).get('disable_pull', False)
+    policy = docker_conf.get('image_pull_policy')
+    if policy is None:
+        return PULL_NEVER if disable_pull else PULL_IF_NOT_PRESENT
+    if disable_pull and policy != PULL_NEVER:
+        raise ConfigError('config key controller.docker.image_pull_policy: {} contradicts core_image.disable_pull: '
+                          'True (which means never); set one of them'.format(policy))
+    return policy
 
 
 # --- keys that load but change nothing -------------------------------------------------------------------------

@@ -6,6 +6,7 @@ Collections:
   pending_batches  batch documents of a registration under way, in chunks (see cc_agency.registration)
   batch_output  the command's stdout/stderr of a batch's last attempt, kept apart to keep `batches` small
   nodes         the engines the controller knows: state, RAM, CPUs, GPUs, history
+  node_images   the last use of each image on each node, while image pruning is on (cc_agency.controller.image_pruner)
   users, tokens, login_failures   authentication (broker)
   notifications the deliveries of ended batches to the notification hooks (cc_agency.notifications)
   counters      the last sequence number given to a batch and to an experiment (see `allocate_seq`); drop it only
@@ -27,8 +28,9 @@ LOGIN_FAILURES = 'login_failures'
 COUNTERS = 'counters'
 PENDING_BATCHES = 'pending_batches'
 NOTIFICATIONS = 'notifications'
+NODE_IMAGES = 'node_images'
 ALL_COLLECTIONS = (EXPERIMENTS, BATCHES, PENDING_BATCHES, BATCH_OUTPUT, NODES, USERS, TOKENS, LOGIN_FAILURES, COUNTERS,
-                   NOTIFICATIONS)
+                   NOTIFICATIONS, NODE_IMAGES)
 
 NODE_SCHEDULABLE = 'schedulable'  # field of a node: False while it is cordoned (cc_agency.cordon)
 
@@ -90,6 +92,8 @@ def ensure_indexes(db):
     db[EXPERIMENTS].create_index([('stateCounts.registered', 1)])  # those with queued batches (cc_agency.batch_counts)
     db[PENDING_BATCHES].create_index([('stagedAt', 1)])  # orphaned chunks
     db[NODES].create_index([(NODE_SCHEDULABLE, 1)])  # the cordoned nodes (cc_agency.cordon)
+    db[NODE_IMAGES].create_index([('node', 1), ('image', 1)], unique=True)  # one last use per node and image
+    db[NODE_IMAGES].create_index([('node', 1), ('lastUsed', 1)])  # the pruner's candidates
     db[USERS].create_index([('username', 1)], unique=True)
     db[TOKENS].create_index([('tokenHash', 1)], unique=True)
     db[TOKENS].create_index([('expiresAt', 1)])

@@ -8,7 +8,12 @@ Nothing can be pulled on the test machines, so both images are made from files o
   shared libraries of the interpreter and of its extension modules + its standard library (with Debian's
   bytecode) + the packages listed in ``localcluster/image/requirements.txt`` (``red-connector-http==1.0`` and its
   dependencies, installed with ``pip install --target`` as CPython 3.11 wheels and byte-compiled by the image's
-  own interpreter) + the launcher ``/usr/local/bin/red-connector-http``.
+  own interpreter) + the launcher ``/usr/local/bin/red-connector-http`` + the mounting test connector
+  ``/usr/local/bin/red-connector-fuse-http`` with what it needs: fusepy (``requirements-source.txt``, pure Python),
+  the host's Debian ``libfuse.so.2`` (``libfuse2``) and setuid-root ``fusermount`` (``fuse``), through which a
+  non-root user mounts, and ``/etc/mtab`` as a link to ``/proc/self/mounts``. On a host without those two
+  (the demo's machine; ``tests/run.sh`` installs them) the image is made without the FUSE connector, so a batch
+  that mounts with it fails ("connector command ... was not found"), and everything else works.
 
 Debian's python searches ``/usr/local/lib/python3.11/dist-packages`` (not ``site-packages``), so the packages are
 installed there and ``site-packages`` is a symlink to it.
@@ -49,6 +54,8 @@ IMAGE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 # docker import has no Dockerfile: without ENV PATH the image has no PATH at all
 IMPORT_CHANGES = ['ENV PATH=' + IMAGE_PATH, 'CMD ["/bin/sh"]']
 
+HOST_FUSERMOUNT = '/usr/bin/fusermount'  # Debian `fuse`: libfuse 2's setuid mount helper
+HOST_LIBFUSE = '/usr/lib/x86_64-linux-gnu/libfuse.so.2'  # Debian `libfuse2`; the connector's FUSE_LIBRARY_PATH
 HOST_PYTHON = '/usr/bin/python3.11'   # Debian's interpreter, not a pyenv/venv one that may come first in PATH
 PYTHON_VERSION = '3.11'
 STDLIB_DIR = '/usr/lib/python3.11'
@@ -103,6 +110,13 @@ def find_static_busybox():
         [c for c in candidates if c]))
 
 
+def _host_fuse():
+    """(fusermount, libfuse.so.2) of the host, or () when it lacks one (apt-get install fuse libfuse2)."""
+    if not os.path.isfile(HOST_FUSERMOUNT) or not os.path.isfile(HOST_LIBFUSE):
+        return ()
+    return HOST_FUSERMOUNT, HOST_LIBFUSE
+
+
 def _host_python():
     if not os.path.isfile(HOST_PYTHON) or not os.path.isdir(STDLIB_DIR):
         raise ImageBuildError('{} and {} are needed (apt-get install python3)'.format(HOST_PYTHON, STDLIB_DIR))
@@ -147,6 +161,9 @@ def input_key(kind):
     digest.update(_file_digest(find_static_busybox()).encode())
     if kind == 'cc-test':
         digest.update(_file_digest(_host_python()).encode())
+        for host_file in _host_fuse():
+            digest.update(_file_digest(host_file).encode())
+        digest.update(b'fuse' if _host_fuse() else b'no fuse')
         for path in sorted(INPUTS_DIR.iterdir()):
             if path.is_file():
                 digest.update(path.name.encode())
@@ -275,6 +292,14 @@ def _pip_install_target(target):
     result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
     if result.returncode != 0:
         raise ImageBuildError('pip install --target failed ({}):\n{}'.format(result.returncode, result.stdout))
+    # pure-Python packages without wheels: built from source for any platform
+    result = subprocess.run([sys.executable, '-m', 'pip', 'install', '--quiet', '--disable-pip-version-check',
+                             '--no-compile', '--no-deps', '--no-warn-script-location', '--target', target,
+                             '-r', str(INPUTS_DIR / 'requirements-source.txt')],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    if result.returncode != 0:
+        raise ImageBuildError('pip install --target of the source packages failed ({}):\n{}'.format(
+            result.returncode, result.stdout))
     # setuptools is an install-time dependency of jsonschema 3.2 only (it reads its version with importlib.metadata)
     for name in os.listdir(target):
         if name.startswith(('setuptools', '_distutils_hack', 'pkg_resources', 'distutils-precedence')):
@@ -292,8 +317,14 @@ def _add_python(rootfs, staging):
     for top in ('lib', 'lib64'):   # keep a merged-/usr host layout so that ld.so finds its default paths
         if os.path.islink('/' + top):
             rootfs.symlink(top, os.readlink('/' + top).lstrip('/'))
-    for library in _shared_libraries([python] + extensions + _extension_modules(staging)):
+    fuse = _host_fuse()
+    for library in _shared_libraries([python] + extensions + _extension_modules(staging) + list(fuse)):
         rootfs.file(library, _in_rootfs(library))
+    if fuse:
+        fusermount, libfuse = fuse
+        rootfs.file(libfuse, _in_rootfs(libfuse))
+        rootfs.file(fusermount, 'usr/bin/fusermount', mode=0o4755)  # setuid root: how a non-root user mounts FUSE
+        rootfs.symlink('etc/mtab', '/proc/self/mounts')  # fusermount then leaves mtab alone
     rootfs.file(python, 'usr/bin/python3.11', mode=0o755)
     rootfs.symlink('usr/bin/python3', 'python3.11')
     rootfs.symlink('usr/bin/python', 'python3.11')
@@ -302,6 +333,8 @@ def _add_python(rootfs, staging):
     rootfs.tree(packages, DIST_PACKAGES, exclude={'bin'})
     rootfs.symlink(os.path.join(os.path.dirname(DIST_PACKAGES), 'site-packages'), 'dist-packages')
     rootfs.file(str(INPUTS_DIR / 'red-connector-http'), 'usr/local/bin/red-connector-http', mode=0o755)
+    if fuse:
+        rootfs.file(str(INPUTS_DIR / 'red-connector-fuse-http'), 'usr/local/bin/red-connector-fuse-http', mode=0o755)
 
 
 def _extension_modules(staging):

@@ -3,7 +3,8 @@
 #
 #   bash tests/run.sh [pytest arguments]      e.g. bash tests/run.sh tests/unit -x
 #
-# It installs the system packages (Docker engine, registry, busybox, uwsgi, Apache, the browser ...), SecantusDB
+# It installs the system packages (Docker engine, registry, busybox, libfuse2 and fusermount for the test image's FUSE
+# connector, uwsgi, Apache, the browser ...), SecantusDB
 # (a MongoDB-wire server, in its own virtual environment: never a dependency of the product), red-connector-http
 # in its own virtual environment (what the agent's connector test runs), the project with its test extra, and then
 # runs `python3 -m pytest`. The tests start their own services (Docker engines, SecantusDB, HTTP servers) through
@@ -17,6 +18,7 @@ export DEBIAN_FRONTEND=noninteractive
 export PIP_BREAK_SYSTEM_PACKAGES=1
 SECANTUS_VERSION=0.7.0b3
 APT_PACKAGES=(docker.io docker-registry busybox-static python3 python3-venv openssl curl uwsgi uwsgi-plugin-python3
+              fuse libfuse2
               apache2 systemd chromium)
 
 step() { printf '\n== %s (%ss)\n' "$1" "$SECONDS"; }

@@ -3,9 +3,10 @@
 Threads: the scheduler loop (woken over ZeroMQ by the broker, by finished runs and by its timer), the registrar
 (turns the batches the broker staged into batch documents), a ZeroMQ listener, one monitor per node, one thread
 per running batch attempt, the notifier (an outbox thread and one sender per notification hook,
-cc_agency/controller/notifier.py) and, with `controller.metrics`, the metrics endpoint (metrics.py). Every loop
-catches and logs what goes wrong in one pass and goes on, so one bad document or one failing engine never stops
-scheduling; the notifier and the metrics only ever have events set or numbers added by the scheduling threads. SIGHUP asks for the configuration to be read again: the
+cc_agency/controller/notifier.py), the image pruner while `image_prune_duration` is set and, with
+`controller.metrics`, the metrics endpoint (metrics.py). Every loop catches and logs what goes wrong in one pass and
+goes on, so one bad document or one failing engine never stops scheduling; the notifier and the metrics only ever
+have events set or numbers added by the scheduling threads. SIGHUP asks for the configuration to be read again: the
 scheduling loop applies its node changes (cc_agency/controller/reload.py) between two passes.
 """
 import logging
@@ -16,10 +17,11 @@ import pymongo.errors
 import zmq
 
 from cc_agency import batch_counts, loggable, registration, transitions
-from cc_agency.config import ConfigError, load_config
+from cc_agency.config import ConfigError, image_pull_policy, load_config
 from cc_agency.controller import jobs
 from cc_agency.controller.connector_checks import CheckWatcher
 from cc_agency.controller.engines import Engine
+from cc_agency.controller.image_pruner import ImagePruner, ImageUses
 from cc_agency.controller.metrics import Metrics
 from cc_agency.controller.nodes import NodeMonitor
 from cc_agency.controller.notifier import Notifier
@@ -68,14 +70,21 @@ class Controller:
         queue_heads = QueueHeads()
         self.lifecycle = BatchLifecycle(db, scheduling['attempts_to_fail'], persistent=self.stopping,
                                         on_freed=self.wake, on_requeued=queue_heads.forget)
+        self.pruner = None
+        if docker_conf['image_prune_duration'] > 0:
+            self.pruner = ImagePruner(db, self.engines, self.nodes, self.stopping, docker_conf['image_prune_duration'],
+                                      docker_conf['image_prune_interval_seconds'],
+                                      keep=[docker_conf.get('core_image', {}).get('url')])
         self.launcher = Launcher(RunContext(
             db=db, lifecycle=self.lifecycle, runs=self.runs, nodes=self.nodes, stopping=self.stopping, wake=self.wake,
             container_user=docker_conf['container_user'],
-            disable_pull=docker_conf.get('core_image', {}).get('disable_pull', False),
             agent_source=jobs.read_agent_source(),
             time_limits=TimeLimits(scheduling.get('default_time_limit_seconds'),
                                    scheduling.get('max_time_limit_seconds')),
-            record_run_s=self.metrics.run_ended), self.engines)
+            record_run_s=self.metrics.run_ended,
+            pull_policy=image_pull_policy(docker_conf),
+            allow_fuse=docker_conf['allow_insecure_capabilities'],
+            image_uses=ImageUses(db).record if self.pruner is not None else None), self.engines)
         self.reconciler = Reconciler(db, self.engines, self.runs, self.lifecycle, self.launcher.launch,
                                      self.scheduling_lock)
         self.scheduler = Scheduler(db, self.nodes, scheduling['strategy'], self.lifecycle, self._launch_placed,
@@ -117,6 +126,8 @@ class Controller:
                          name='registrar', daemon=True).start()
         for name in list(self.engines):
             self._start_monitor(name)
+        if self.pruner is not None:
+            threading.Thread(target=self.pruner.run, name='image-pruner', daemon=True).start()
         self._loop(self._wake, 'scheduling', self._schedule)
 
     def _start_monitor(self, name):

@@ -2,9 +2,13 @@
 
 The adapter speaks the low-level docker API (one HTTP call per operation), hides TLS set-up, classifies errors
 (permanent image problems vs. a node that is unreachable, with a reason an operator can act on: refused, timed out,
-TLS certificate rejected), and pulls each image once per node: an image that is there (or was pulled) is never
-pulled again by this process, and concurrent batches wait for one pull. `wait()` is the only call without a
-timeout: it blocks until the container exits, which is how the controller learns of an exit without polling.
+TLS certificate rejected), and pulls images by the agency's pull policy (`controller.docker.image_pull_policy`):
+`if-not-present` pulls a missing image once per node (an image that is there, or was pulled, is not pulled again by
+this process, except for the registry check below), `always` pulls before every batch (one pull per image and node
+at a time: batches that waited for a pull with the same credentials use it), `never` only uses what is there.
+Concurrent batches wait for one pull. `wait()` is the only call without a timeout: it blocks until the container
+exits, which is how the controller learns of an exit without polling. Images no batch used for a while are removed
+by the pruner (image_pruner.py) through `remove_unused_image`, which never removes one a container uses.
 
 GPUs: a batch gets exactly the device ids placement chose, as an NVIDIA device request (`gpu_access:
 device-request`, the default: the engine needs the NVIDIA container toolkit) and as `NVIDIA_VISIBLE_DEVICES`
@@ -18,10 +22,12 @@ Users who do not trust each other share the nodes (issue 12), so:
   pulls it with them (as Kubernetes' `AlwaysPullImages` admission plugin does), and a positive answer is kept per
   (image, credentials) for REGISTRY_ACCESS_TTL_S. An image the operator put on the node without a registry
   (loaded, built, imported) has no repository digest and runs for everyone, as does every image with
-  `core_image.disable_pull`. So a private image one user pulled is not run for another without its credentials.
+  `core_image.disable_pull` (pull policy `never`). So a private image one user pulled is not run for another
+  without its credentials. With `always` every batch's own pull is that check.
 - Containers drop every capability (a node may add named ones back: `cap_add`), cannot gain privileges, have a
   pids limit (a fork loop stays inside its container), an optional CPU limit, bounded json-file logs, and are
-  removed with their anonymous volumes. Their output is read with a byte limit, never whole.
+  removed with their anonymous volumes. Their output is read with a byte limit, never whole. Only a batch that
+  mounts an input with FUSE, on an agency that allows it, gets more (`confinement`, fuse.py).
 """
 import hashlib
 import json
@@ -37,7 +43,8 @@ import requests.adapters
 import urllib3.exceptions
 from docker.utils import parse_repository_tag
 
-from cc_agency.config import NODE_DEFAULTS
+from cc_agency.config import NODE_DEFAULTS, PULL_ALWAYS, PULL_IF_NOT_PRESENT, PULL_NEVER
+from cc_agency.controller.fuse import FUSE_CAPABILITIES, FUSE_DEVICE, FUSE_SECURITY_OPT
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +194,27 @@ def _is_permanent_pull_error(error):
         'invalid reference format', 'repository does not exist', 'no basic auth credentials'))
 
 
+def confinement(cap_add, fuse=False):
+    """What a batch container may do, as arguments of docker's create_host_config (pure): every capability
+    dropped but the node's `cap_add`, no gaining of privileges; with `fuse` (a batch that mounts an input, on an
+    agency that allows it: fuse.py) also the FUSE device, SYS_ADMIN and no AppArmor profile, and privileges may be
+    gained (the setuid `fusermount` of a non-root user)."""
+    cap_add = list(cap_add)
+    if not fuse:
+        return {'cap_drop': ['ALL'], 'cap_add': cap_add or None, 'security_opt': ['no-new-privileges'],
+                'devices': None}
+    named = {cap[len('CAP_'):] if cap.startswith('CAP_') else cap for cap in cap_add}
+    return {'cap_drop': ['ALL'], 'cap_add': cap_add + [cap for cap in FUSE_CAPABILITIES if cap not in named],
+            'security_opt': list(FUSE_SECURITY_OPT), 'devices': [FUSE_DEVICE]}
+
+
+# what remove_unused_image did
+IMAGE_REMOVED = 'removed'
+IMAGE_GONE = 'gone'  # not on the node (any more)
+IMAGE_IN_USE = 'in use'  # a container or a scheduled/processing batch uses it
+IMAGE_LOCAL = 'local'  # not from a registry: it could not be pulled again, so it is never removed
+
+
 STARTS_AT_ONCE = 3
 REGISTRY_ACCESS_TTL_S = 120  # how long a registry's yes for (image, credentials) is believed without asking again
 LOG_FILES = 2  # json-file keeps the newest container_log_mib .. 2 * container_log_mib MiB of a container's output
@@ -217,6 +245,7 @@ class Engine:
         self._images_present = {}  # url -> whether running it needs the registry's yes per experiment
         self._access_granted = {}  # (url, credentials_key) -> monotonic time of the registry's last yes
         self._image_locks = {}
+        self._shared_pulls = {}  # (url, credentials_key) -> (monotonic end, ImageError or None) of the last pull
         # containers being created/started at once: more only queue up inside dockerd and make its calls time out
         self.start_slots = threading.BoundedSemaphore(STARTS_AT_ONCE)
 
@@ -247,6 +276,7 @@ class Engine:
         with self._lock:
             api, self._api = self._api, None
             self._images_present.clear()
+            self._shared_pulls.clear()
         if api is not None:
             api.close()
 
@@ -272,27 +302,28 @@ class Engine:
                    .raise_for_status())
 
     # --- images -----------------------------------------------------------------------------------------------
-    def ensure_image(self, url, auth=None, disable_pull=False):
+    def _image_lock(self, url):
+        with self._lock:
+            return self._image_locks.setdefault(url, threading.Lock())
+
+    def ensure_image(self, url, auth=None, pull_policy=PULL_IF_NOT_PRESENT):
         """Make sure `url` is on this node and may run with these credentials (`auth`, usable: prefixes stripped).
 
-        Present and local (or pulling disabled): used as it is. From a registry: pulled with `auth` unless the
-        registry said yes to these credentials within REGISTRY_ACCESS_TTL_S. Not present: pulled. One pull per
-        image and node at a time. Returns True when the image was not on the node before.
+        `if-not-present`: present and local: used as it is. From a registry: pulled with `auth` unless the registry
+        said yes to these credentials within REGISTRY_ACCESS_TTL_S. Not present: pulled. `never`: used when present.
+        `always`: see _pull_always. One pull per image and node at a time. Returns True when the image was not on
+        the node before.
         """
+        if pull_policy == PULL_ALWAYS:
+            return self._pull_always(url, auth)
+        disable_pull = pull_policy == PULL_NEVER
         key = (url, credentials_key(auth))
         if self._may_run(url, key):
             return False
-        with self._lock:
-            image_lock = self._image_locks.setdefault(url, threading.Lock())
-        with image_lock:
+        with self._image_lock(url):
             if self._may_run(url, key):
                 return False
-            try:
-                attrs = self._call('inspect image', lambda api: api.inspect_image(url))
-            except docker.errors.NotFound:
-                attrs = None
-            except docker.errors.APIError as e:
-                raise ImageError('image {} cannot be inspected on node {}: {}'.format(url, self.name, e.explanation), False)
+            attrs = self._inspect_image(url)
             if attrs is not None and (disable_pull or not needs_registry_check(url, attrs)):
                 self._images_present[url] = False
                 return False
@@ -305,6 +336,81 @@ class Engine:
             self._images_present[url] = True
             self._access_granted[key] = time.monotonic()
             return attrs is None
+
+    def _inspect_image(self, url):
+        try:
+            return self._call('inspect image', lambda api: api.inspect_image(url))
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as e:
+            raise ImageError('image {} cannot be inspected on node {}: {}'.format(url, self.name, e.explanation), False)
+
+    def _pull_always(self, url, auth):
+        """`always`: the image as the registry has it now, pulled with these credentials (which is also the
+        registry's answer for them). A batch that waited while a pull with the same credentials ran uses that
+        pull's outcome (concurrent batches share one pull); one that finds none in flight pulls. An image the
+        operator put on the node without a registry (no repository digest for its name) is used as it is: there is
+        nothing to pull it from."""
+        asked_at = time.monotonic()
+        key = (url, credentials_key(auth))
+        with self._image_lock(url):
+            shared = self._shared_pulls.get(key)
+            if shared is not None and shared[0] >= asked_at:
+                if shared[1] is not None:
+                    raise shared[1]
+                return False
+            attrs = self._inspect_image(url)
+            if attrs is not None and not needs_registry_check(url, attrs):
+                self._images_present[url] = False
+                return False
+            if attrs is not None and _names_image_by_id(url):
+                raise ImageError('image {} is named by its ID but came from a registry: name it by repository and tag '
+                                 '(the registry is asked whether this experiment may use it)'.format(url), True)
+            try:
+                self._pull(url, auth, present=attrs is not None)
+            except ImageError as e:
+                self._shared_pulls[key] = (time.monotonic(), e)
+                raise
+            self._shared_pulls[key] = (time.monotonic(), None)
+            self._images_present[url] = True
+            self._access_granted[key] = time.monotonic()
+            return attrs is None
+
+    def _forget_image(self, url):
+        """Forget what this process knows of `url` on the node, so that its next batch looks (and pulls) again."""
+        with self._lock:
+            self._images_present.pop(url, None)
+            for cache in (self._access_granted, self._shared_pulls):
+                for key in [key for key in cache if key[0] == url]:
+                    cache.pop(key, None)
+
+    def remove_unused_image(self, url, still_unused):
+        """Remove image `url` from the node, unless a container (of any state) uses it, it came from no registry
+        (it could not be pulled again) or `still_unused()` says no. `still_unused` is asked once a batch of this
+        image can no longer start without waiting for this removal: a batch that is scheduled (so counted by it)
+        before then is seen, one scheduled after waits and pulls the image again. Returns IMAGE_*."""
+        with self._image_lock(url):
+            self._forget_image(url)
+            if not still_unused():
+                return IMAGE_IN_USE
+            attrs = self._inspect_image(url)
+            if attrs is None:
+                return IMAGE_GONE
+            if not needs_registry_check(url, attrs):
+                return IMAGE_LOCAL
+            containers = self._call('list', lambda api: api.containers(all=True))
+            if any(c.get('ImageID') == attrs['Id'] or c.get('Image') in (url, attrs['Id']) for c in containers):
+                return IMAGE_IN_USE
+            try:
+                self._call('remove image', lambda api: api.remove_image(url))
+            except docker.errors.NotFound:
+                return IMAGE_GONE
+            except docker.errors.APIError as e:
+                if e.status_code == 409:  # a container was created meanwhile (not by this agency)
+                    return IMAGE_IN_USE
+                raise
+            log.info('node %s: removed image %s, which no batch used for the prune duration', self.name, url)
+            return IMAGE_REMOVED
 
     def _may_run(self, url, key):
         needs_check = self._images_present.get(url)
@@ -338,13 +444,13 @@ class Engine:
 
     # --- containers -------------------------------------------------------------------------------------------
     def create_container(self, name, image, entrypoint, labels, ram_mib, environment=None, network=None,
-                         gpu_ids=(), user=None):
+                         gpu_ids=(), user=None, fuse=False):
+        """`fuse`: the batch mounts an input with FUSE and the agency allows it (see `confinement`)."""
         def create(api):
             host_config = api.create_host_config(
                 mem_limit='{}m'.format(ram_mib), memswap_limit='{}m'.format(ram_mib), network_mode=network,
                 device_requests=_gpu_requests(gpu_ids) if self.gpu_access == GPU_ACCESS_DEVICE_REQUEST else None,
-                security_opt=['no-new-privileges'], cap_drop=['ALL'], cap_add=self.cap_add or None,
-                pids_limit=self.pids_limit, nano_cpus=int(self.cpus * 1e9) if self.cpus else None,
+                **confinement(self.cap_add, fuse), pids_limit=self.pids_limit, nano_cpus=int(self.cpus * 1e9) if self.cpus else None,
                 log_config=docker.types.LogConfig(type='json-file', config={
                     'max-size': '{}m'.format(self.log_mib), 'max-file': str(LOG_FILES)}))
             env = dict(environment or {})

@@ -24,7 +24,8 @@ import pymongo.errors
 from bson import ObjectId
 
 from cc_agency import loggable
-from cc_agency.controller import jobs
+from cc_agency.config import PULL_IF_NOT_PRESENT
+from cc_agency.controller import fuse, jobs
 from cc_agency.controller.engines import ATTEMPT_LABEL, BATCH_LABEL, EXPERIMENT_LABEL, EngineError, ImageError
 from cc_agency.controller.state import NodeBoard, RunRegistry
 from cc_agency.db import BATCHES, BATCH_OUTPUT, EXPERIMENTS, now
@@ -50,10 +51,12 @@ class RunContext:
     stopping: threading.Event
     wake: object  # callable: the scheduler should look again (an attempt ended)
     container_user: str
-    disable_pull: bool
     agent_source: bytes
     time_limits: TimeLimits = TimeLimits()  # the operator's default and cap of runs' wall-clock limits
     record_run_s: object = None  # callable(seconds from processing to the end of a run): the metrics' histogram
+    pull_policy: str = PULL_IF_NOT_PRESENT  # controller.docker.image_pull_policy (config.image_pull_policy)
+    allow_fuse: bool = False  # controller.docker.allow_insecure_capabilities: batches that mount get FUSE (fuse.py)
+    image_uses: object = None  # callable(node, image url): records a use for the pruner (image_pruner.py), or None
 
 
 def container_name(batch_id, attempt):
@@ -202,11 +205,11 @@ class BatchRun:
     def _create_and_start(self):
         settings = self.experiment['container']['settings']
         image = settings['image']
+        with_fuse = self._needs_fuse()
         try:
-            self.engine.ensure_image(image['url'], strip_protected_prefix(image['auth']) if image.get('auth') else None,
-                                     disable_pull=self.context.disable_pull)
+            self._ensure_image(image)
             with self.engine.start_slots:
-                self._create_and_copy_and_start(image, settings)
+                self._create_and_copy_and_start(image, settings, with_fuse)
         except ImageError as e:
             raise AttemptFailed([str(e)], permanent=e.permanent)
         except EngineError as e:
@@ -224,6 +227,25 @@ class BatchRun:
         log.info('batch %s: attempt %d started on node %s in container %s', self.batch_id, self.attempt, self.node,
                  self.container_id[:12])
 
+    def _needs_fuse(self):
+        """Whether this batch mounts an input with FUSE (fuse.py); a permanent failure when it does on an agency
+        that does not allow it."""
+        mounted = fuse.mounted_inputs(self.batch)
+        reason = fuse.refusal(mounted, self.context.allow_fuse)
+        if reason is not None:
+            raise AttemptFailed([reason], permanent=True)
+        if mounted:
+            log.info('batch %s: input(s) %s mounted with FUSE: its container on node %s gets /dev/fuse and %s',
+                     self.batch_id, ', '.join(mounted), self.node, ', '.join(fuse.FUSE_CAPABILITIES))
+        return bool(mounted)
+
+    def _ensure_image(self, image):
+        """The batch's image on the node, by the agency's pull policy; the use is recorded for the pruner."""
+        self.engine.ensure_image(image['url'], strip_protected_prefix(image['auth']) if image.get('auth') else None,
+                                 pull_policy=self.context.pull_policy)
+        if self.context.image_uses is not None:
+            self.context.image_uses(self.node, image['url'])
+
     def _create(self, **settings):
         """Create this attempt's container; one left by an earlier controller process (which placed the attempt but
         died before it was processing, see reconcile.py) is removed first, so that the attempt runs once."""
@@ -237,7 +259,7 @@ class BatchRun:
         self._remove_container(surely=True)
         return self.engine.create_container(**settings)
 
-    def _create_and_copy_and_start(self, image, settings):
+    def _create_and_copy_and_start(self, image, settings, with_fuse=False):
         self.container_id = self._create(
             name=container_name(self.batch_id, self.attempt),
             image=image['url'],
@@ -249,6 +271,7 @@ class BatchRun:
             network=self.engine.network,
             gpu_ids=self.gpu_ids,
             user=self.context.container_user,
+            fuse=with_fuse,
         )
         job = jobs.job_file(self.batch, self.experiment,
                             validate_connectors=not self.experiment.get('disableConnectorValidation'))

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cc_agency.config import (NO_EFFECT_KEYS, ConfigError, check_config, load_config, wake_bind_url,
-                              wake_connect_url, warn_no_effect_keys)
+from cc_agency.config import (NO_EFFECT_KEYS, ConfigError, apply_defaults, check_config, image_pull_policy,
+                              load_config, wake_bind_url, wake_connect_url, warn_no_effect_keys)
 
 SEED = """
 broker:
@@ -143,10 +143,11 @@ def test_every_9_x_key_loads_with_one_warning_per_key_without_effect(caplog):
     assert conf['broker']['auth']['jwt']['access_token_expires'] == 900
     assert conf['mongo']['host'] == 'db.example.com' and conf['mongo']['port'] == 27018
     warned = [r.getMessage().split(' (cc-agency 9.x)')[0] for r in caplog.records]
+    # notification_hooks, allow_insecure_capabilities and image_prune_duration have their 9.x effect here
     assert warned == ['config key trustee', 'config key cloud',
-                      'config key controller.docker.allow_insecure_capabilities',
-                      'config key controller.docker.image_prune_duration',
                       'config key controller.docker.nodes.gpu-node_1.hardware.gpu_blacklist']
+    assert conf['controller']['docker']['allow_insecure_capabilities'] is True
+    assert conf['controller']['docker']['image_prune_duration'] == 604800
     text = ' '.join(r.getMessage() for r in caplog.records)
     for secret in ('trustee-secret', 'cloud-secret', 'hook-secret', 'mongo-secret', 'a-long-random-jwt-secret'):
         assert secret not in text
@@ -260,3 +261,43 @@ def test_the_operator_guide_shows_the_9_3_file_the_tests_load():
     assert yaml.safe_load(block) == tested
     for key, _, _ in NO_EFFECT_KEYS:   # every key without effect is named there
         assert '`{}'.format(key.replace('.*.', '.NAME.')) in section, key
+
+
+@pytest.mark.parametrize('docker_keys, policy', [
+    ({}, 'if-not-present'),  # the registry check per experiment needs a pull of images from a registry
+    ({'core_image': {'url': 'x', 'disable_pull': True}}, 'never'),  # the seed's key keeps its meaning
+    ({'core_image': {'url': 'x', 'disable_pull': True}, 'image_pull_policy': 'never'}, 'never'),
+    ({'image_pull_policy': 'always'}, 'always'),
+    ({'core_image': {'url': 'x', 'disable_pull': False}, 'image_pull_policy': 'never'}, 'never'),
+])
+def test_image_pull_policy_by_its_key_or_the_seeds_disable_pull(docker_keys, policy):
+    conf = yaml.safe_load(SEED)
+    conf['controller']['docker'].pop('core_image')
+    conf['controller']['docker'].update(docker_keys)
+    check_config(conf)
+    assert image_pull_policy(conf['controller']['docker']) == policy
+
+
+def test_a_pull_policy_that_contradicts_disable_pull_is_refused_with_one_line(tmp_path):
+    conf = yaml.safe_load(SEED)
+    conf['controller']['docker']['core_image']['disable_pull'] = True
+    conf['controller']['docker']['image_pull_policy'] = 'always'
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, yaml.safe_dump(conf)))
+    assert str(error.value) == ('config key controller.docker.image_pull_policy: always contradicts '
+                                'core_image.disable_pull: True (which means never); set one of them')
+    conf['controller']['docker']['image_pull_policy'] = 'sometimes'
+    with pytest.raises(ConfigError, match='config key controller.docker.image_pull_policy: .sometimes. is not one'):
+        check_config(conf)
+
+
+def test_image_keys_default_to_no_pruning_and_no_fuse():
+    conf = yaml.safe_load(SEED)
+    check_config(conf)
+    docker_conf = apply_defaults(conf)['controller']['docker']
+    assert docker_conf['allow_insecure_capabilities'] is False
+    assert docker_conf['image_prune_duration'] == 0
+    assert docker_conf['image_prune_interval_seconds'] == 60
+    conf['controller']['docker']['image_prune_interval_seconds'] = 0
+    with pytest.raises(ConfigError, match='controller.docker.image_prune_interval_seconds'):
+        check_config(conf)
