@@ -19,6 +19,9 @@ SECRET_KEYS = frozenset(['password', 'secret_key'])  # their values never appear
 
 log = logging.getLogger(__name__)
 
+MAX_OUTPUT_BYTES_LIMIT = 256 * 1024 * 1024  # the most controller.max_output_bytes may be: a stream is masked in memory
+DEFAULT_GPU_DETECTION_IMAGE = 'nvidia/cuda:12.4.1-base-ubuntu22.04'  # has nvidia-smi with the nvidia runtime
+
 _SECONDS = {'type': 'number', 'exclusiveMinimum': 0}
 _POSITIVE = {'type': 'number', 'exclusiveMinimum': 0}
 _COUNT = {'type': 'integer', 'minimum': 1}
@@ -137,7 +140,10 @@ _NODE_SCHEMA = {
                 # how a container gets its GPUs: an NVIDIA device request (the engine needs the NVIDIA container
                 # toolkit), or only NVIDIA_VISIBLE_DEVICES (engines whose default runtime is `nvidia`)
                 'gpu_access': {'enum': ['device-request', 'environment']},
-                'gpu_blacklist': _GPU_BLACKLIST_SCHEMA,  # cc-agency 9.x
+                # without `gpus`: detected when the node connects (cc_agency/controller/gpu_detection.py), less
+                # the blacklisted indices (cc-agency 9.x), by nvidia-smi in this image with the `nvidia` runtime
+                'gpu_blacklist': _GPU_BLACKLIST_SCHEMA,
+                'gpu_detection_image': _STRING,
             },
             'additionalProperties': False,
         },
@@ -178,6 +184,8 @@ CONFIG_SCHEMA = {
                 'bind_port': {'type': 'integer', 'minimum': 1, 'maximum': 65535},
                 'bind_socket_path': _STRING,  # cc-agency 9.x, instead of the three above (check_wake_keys)
                 'notification_hooks': _NOTIFICATION_HOOKS_SCHEMA,  # cc-agency 9.x
+                # the most of a command's stdout and of its stderr kept (in GridFS) per batch
+                'max_output_bytes': {'type': 'integer', 'minimum': 1024, 'maximum': MAX_OUTPUT_BYTES_LIMIT},
                 'docker': {
                     'type': 'object',
                     'properties': {
@@ -251,6 +259,7 @@ DEFAULTS = {
     'controller.docker.api_timeout_seconds': 10,
     'controller.docker.container_user': '1000:1000',
     'controller.scheduling.pass_interval_seconds': 2,
+    'controller.max_output_bytes': 16 * 1024 * 1024,  # cc-agency 9.x kept stdout/stderr whole in GridFS
     # the seed's example values; a cc-agency 9.x file has no scheduling section
     'controller.scheduling.strategy': 'spread',
     'controller.scheduling.attempts_to_fail': 3,
@@ -268,8 +277,6 @@ NO_EFFECT_KEYS = (
     ('controller.docker.allow_insecure_capabilities', bool,
      'batch containers never get the FUSE capabilities that mounting connectors (mount: true) need'),
     ('controller.docker.image_prune_duration', lambda value: True, 'images are never removed by the agency'),
-    ('controller.docker.nodes.*.hardware.gpu_blacklist', bool,
-     'GPUs are not detected: a node has exactly the GPUs listed in its hardware.gpus (leave those out)'),
 )
 
 # per node (controller.docker.nodes.NAME): batch containers drop every capability and get these back; at most
