@@ -2,7 +2,8 @@
 need the registry's yes per experiment, how much of a container's log is read, what an operator is warned of."""
 import io
 
-from cc_agency.controller.engines import credentials_key, frames_tail, gpu_warnings, needs_registry_check, security_warnings
+from cc_agency.controller.engines import (credentials_key, frames_tail, gpu_warnings, needs_registry_check,
+                                          security_warnings)
 
 
 def frame(number, payload):
