@@ -4,7 +4,8 @@ Collections:
   experiments   one document per POST /red (the RED without batches and without the client's login)
   batches       one document per batch: state, node, attempts, history, inputs/outputs (secrets voided at the end)
   pending_batches  batch documents of a registration under way, in chunks (see cc_agency.registration)
-  batch_output  the command's stdout/stderr of a batch's last attempt, kept apart to keep `batches` small
+  batch_output  per batch, the GridFS files of the command's stdout/stderr of its last attempt (cc_agency.batch_output)
+  batch_streams.files, batch_streams.chunks   the GridFS bucket of those files
   nodes         the engines the controller knows: state, RAM, CPUs, GPUs, history
   users, tokens, login_failures   authentication (broker)
   counters      the last sequence number given to a batch and to an experiment (see `allocate_seq`); drop it only
@@ -17,13 +18,15 @@ import pymongo
 EXPERIMENTS = 'experiments'
 BATCHES = 'batches'
 BATCH_OUTPUT = 'batch_output'
+BATCH_STREAMS = 'batch_streams'  # a GridFS bucket: its collections are BATCH_STREAMS + '.files' and '.chunks'
 NODES = 'nodes'
 USERS = 'users'
 TOKENS = 'tokens'
 LOGIN_FAILURES = 'login_failures'
 COUNTERS = 'counters'
 PENDING_BATCHES = 'pending_batches'
-ALL_COLLECTIONS = (EXPERIMENTS, BATCHES, PENDING_BATCHES, BATCH_OUTPUT, NODES, USERS, TOKENS, LOGIN_FAILURES, COUNTERS)
+ALL_COLLECTIONS = (EXPERIMENTS, BATCHES, PENDING_BATCHES, BATCH_OUTPUT, BATCH_STREAMS + '.files',
+                   BATCH_STREAMS + '.chunks', NODES, USERS, TOKENS, LOGIN_FAILURES, COUNTERS)
 
 NODE_SCHEDULABLE = 'schedulable'  # field of a node: False while it is cordoned (cc_agency.cordon)
 

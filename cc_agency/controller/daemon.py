@@ -65,7 +65,8 @@ class Controller:
             disable_pull=docker_conf.get('core_image', {}).get('disable_pull', False),
             agent_source=jobs.read_agent_source(),
             time_limits=TimeLimits(scheduling.get('default_time_limit_seconds'),
-                                   scheduling.get('max_time_limit_seconds'))), self.engines)
+                                   scheduling.get('max_time_limit_seconds')),
+            max_output_bytes=conf['controller']['max_output_bytes']), self.engines)
         self.reconciler = Reconciler(db, self.engines, self.runs, self.lifecycle, self.launcher.launch,
                                      self.scheduling_lock)
         self.scheduler = Scheduler(db, self.nodes, scheduling['strategy'], self.lifecycle, self.launcher.launch,

@@ -29,6 +29,7 @@ import hashlib
 import json
 import logging
 import re
+import tarfile
 import threading
 import time
 import uuid
@@ -382,6 +383,13 @@ class Engine:
         never have one.)"""
         return self._call('logs', lambda api: read_log_tail(api, container_id, stream, max_bytes))
 
+    def file_head(self, container_id, path, max_bytes):
+        """(the first `max_bytes` of the regular file `path` in a container, exited or not; the file's size in
+        bytes), or (b'', None) when there is no such file (a link or a directory there is not followed): read from the
+        engine's tar stream (get_archive) piece by piece, which stops the transfer at `max_bytes`, so a file of
+        gigabytes costs the controller `max_bytes` of memory."""
+        return self._call('get archive', lambda api: read_file_head(api, container_id, path, max_bytes))
+
     def remove(self, container_id):
         """Remove a container (killing it if it runs); a container that is already gone is fine."""
         try:
@@ -548,6 +556,40 @@ def read_log_tail(api, container_id, stream, max_bytes):
             return frames_tail(response.raw, number, max_bytes)
         except urllib3.exceptions.HTTPError as e:  # the engine went away while the log streamed
             raise requests.exceptions.ConnectionError(e)
+    finally:
+        response.close()
+
+
+def read_file_head(api, container_id, path, max_bytes, chunk_bytes=65536):
+    """Engine.file_head on a low-level client (a requests.Session, as read_log_tail: the SDK's get_archive leaves
+    the response open when its reader stops early)."""
+    response = api.get('{}/v{}/containers/{}/archive'.format(api.base_url, api.api_version, container_id),
+                       params={'path': path}, stream=True, timeout=api.timeout)
+    try:
+        if response.status_code == 404:  # the container was inspected just before: it is the file that is missing
+            return b'', None
+        try:
+            response.raise_for_status()
+        except requests.exceptions.HTTPError as e:
+            raise docker.errors.create_api_error_from_http_exception(e)
+        response.raw.decode_content = True  # the engine gzips the archive when asked (requests asks)
+        try:
+            with tarfile.open(fileobj=response.raw, mode='r|') as archive:
+                member = archive.next()
+                if member is None or not member.isfile():
+                    return b'', None
+                readable = archive.extractfile(member)
+                data = bytearray()
+                while len(data) < max_bytes:
+                    piece = readable.read(min(chunk_bytes, max_bytes - len(data)))
+                    if not piece:
+                        break
+                    data += piece
+                return bytes(data), member.size
+        except urllib3.exceptions.HTTPError as e:  # the engine went away while the archive streamed
+            raise requests.exceptions.ConnectionError(e)
+        except tarfile.TarError as e:
+            raise docker.errors.DockerException('the archive of {} is not a tar stream ({})'.format(path, e))
     finally:
         response.close()
 
