@@ -152,8 +152,12 @@ def parse_agent_result(stdout_bytes):
 
 def stream_files(result):
     """{'stdout': path, 'stderr': path} in the container of the command's streams, as the agent's result names them;
-    only absolute paths below /cc (where the agent works), others are left out (pure)."""
-    named = (result or {}).get(ccagent.STREAM_FILES_KEY)
+    only absolute paths below /cc (where the agent works), others are left out. Without a result (the agent was
+    killed, say for memory) the files the agent uses when the CLI names none: what the command wrote until then (pure).
+    """
+    if result is None:
+        return {stream: '{}/{}'.format(STREAMS_DIR, stream) for stream in ccagent.STREAM_TYPES}
+    named = result.get(ccagent.STREAM_FILES_KEY)
     if not isinstance(named, dict):
         return {}
     files = {}

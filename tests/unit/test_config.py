@@ -81,6 +81,24 @@ def test_every_node_gets_the_confinement_defaults(tmp_path):
     assert (nodes['node3']['cap_add'], nodes['node3']['pids_limit'], nodes['node3']['cpus']) == (['CHOWN'], 64, 1.5)
 
 
+def test_output_limit_and_gpu_detection_keys(tmp_path):
+    conf = yaml.safe_load(SEED)
+    assert load_config(write(tmp_path, yaml.safe_dump(conf)))['controller']['max_output_bytes'] == 16 * 1024 * 1024
+    conf['controller']['max_output_bytes'] = 1024
+    conf['controller']['docker']['nodes']['node2']['hardware'] = {'gpu_blacklist': [0], 'gpu_detection_image': 'i:1'}
+    loaded = load_config(write(tmp_path, yaml.safe_dump(conf)))
+    assert loaded['controller']['max_output_bytes'] == 1024
+    for wrong, key in ((100, 'controller.max_output_bytes'), (2 ** 40, 'controller.max_output_bytes'),
+                       ('16M', 'controller.max_output_bytes')):
+        conf['controller']['max_output_bytes'] = wrong
+        with pytest.raises(ConfigError, match='config key ' + key):
+            check_config(conf)
+    conf['controller']['max_output_bytes'] = 1024
+    conf['controller']['docker']['nodes']['node2']['hardware']['gpu_detection_image'] = ''
+    with pytest.raises(ConfigError, match='hardware.gpu_detection_image'):
+        check_config(conf)
+
+
 def test_config_from_environment_variable(tmp_path, monkeypatch):
     monkeypatch.setenv('CC_AGENCY_CONF', write(tmp_path, SEED))
     assert load_config()['mongo']['db'] == 'ccagency'

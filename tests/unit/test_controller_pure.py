@@ -145,4 +145,6 @@ def test_only_stream_files_below_the_agent_root_are_read():
     named = {'streamFiles': {'stdout': '/cc/outputs/run.log', 'stderr': '/cc/../etc/shadow'}}
     assert jobs.stream_files(named) == {'stdout': '/cc/outputs/run.log'}
     assert jobs.stream_files({'streamFiles': {'stdout': 'relative', 'stderr': 5}}) == {}
-    assert jobs.stream_files(None) == {} and jobs.stream_files({'streamFiles': 'x'}) == {}
+    assert jobs.stream_files({'streamFiles': None}) == {} and jobs.stream_files({'streamFiles': 'x'}) == {}
+    # no result (the agent was killed): what the command wrote until then, where the agent puts it by default
+    assert jobs.stream_files(None) == {'stdout': '/cc/streams/stdout', 'stderr': '/cc/streams/stderr'}
