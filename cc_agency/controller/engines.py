@@ -445,9 +445,10 @@ class Engine:
         image = hardware.get('gpu_detection_image', DEFAULT_GPU_DETECTION_IMAGE)
         try:
             found = gpu_detection.parse_nvidia_smi(self._run_gpu_detection(image))
-        except (GpuDetectionError, gpu_detection.GpuOutputError, EngineError, docker.errors.APIError) as e:
+        except Exception as e:  # whatever goes wrong, the node works without GPUs (and says why)
+            known = (GpuDetectionError, gpu_detection.GpuOutputError, EngineError, docker.errors.APIError)
             log.warning('node %s: no GPUs detected: nvidia-smi in image %s: %s', self.name, image,
-                        getattr(e, 'explanation', None) or e)
+                        (getattr(e, 'explanation', None) or e) if isinstance(e, known) else type(e).__name__)
             self.gpus = []
             return self.gpus
         self.gpus = gpu_detection.without_blacklisted(found, hardware.get('gpu_blacklist'))
