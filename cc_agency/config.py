@@ -19,6 +19,9 @@ SECRET_KEYS = frozenset(['password', 'secret_key', 'secret'])  # their values ne
 
 log = logging.getLogger(__name__)
 
+MAX_OUTPUT_BYTES_LIMIT = 256 * 1024 * 1024  # the most controller.max_output_bytes may be: a stream is masked in memory
+DEFAULT_GPU_DETECTION_IMAGE = 'nvidia/cuda:12.4.1-base-ubuntu22.04'  # has nvidia-smi with the nvidia runtime
+
 _SECONDS = {'type': 'number', 'exclusiveMinimum': 0}
 _POSITIVE = {'type': 'number', 'exclusiveMinimum': 0}
 _COUNT = {'type': 'integer', 'minimum': 1}
@@ -146,7 +149,10 @@ _NODE_SCHEMA = {
                 # how a container gets its GPUs: an NVIDIA device request (the engine needs the NVIDIA container
                 # toolkit), or only NVIDIA_VISIBLE_DEVICES (engines whose default runtime is `nvidia`)
                 'gpu_access': {'enum': ['device-request', 'environment']},
-                'gpu_blacklist': _GPU_BLACKLIST_SCHEMA,  # cc-agency 9.x
+                # without `gpus`: detected when the node connects (cc_agency/controller/gpu_detection.py), less
+                # the blacklisted indices (cc-agency 9.x), by nvidia-smi in this image with the `nvidia` runtime
+                'gpu_blacklist': _GPU_BLACKLIST_SCHEMA,
+                'gpu_detection_image': _STRING,
             },
             'additionalProperties': False,
         },
@@ -197,6 +203,8 @@ CONFIG_SCHEMA = {
                     'required': ['bind_host', 'bind_port'],
                     'additionalProperties': False,
                 },
+                # the most of a command's stdout and of its stderr kept (in GridFS) per batch
+                'max_output_bytes': {'type': 'integer', 'minimum': 1024, 'maximum': MAX_OUTPUT_BYTES_LIMIT},
                 'docker': {
                     'type': 'object',
                     'properties': {
@@ -279,6 +287,7 @@ DEFAULTS = {
     'controller.docker.image_prune_interval_seconds': 60,
     'controller.scheduling.pass_interval_seconds': 2,
     'controller.notification_retry_base_seconds': 10,
+    'controller.max_output_bytes': 16 * 1024 * 1024,  # cc-agency 9.x kept stdout/stderr whole in GridFS
     # the seed's example values; a cc-agency 9.x file has no scheduling section
     'controller.scheduling.strategy': 'spread',
     'controller.scheduling.attempts_to_fail': 3,
@@ -292,8 +301,6 @@ NO_EFFECT_KEYS = (
     ('trustee', lambda value: True,
      'no trustee service is used: secrets stay in MongoDB until their batch or experiment ends, then are voided'),
     ('cloud', lambda value: True, 'cc-cloud is not supported by this agency'),
-    ('controller.docker.nodes.*.hardware.gpu_blacklist', bool,
-     'GPUs are not detected: a node has exactly the GPUs listed in its hardware.gpus (leave those out)'),
 )
 
 # per node (controller.docker.nodes.NAME): batch containers drop every capability and get these back; at most

@@ -4,7 +4,8 @@ Collections:
   experiments   one document per POST /red (the RED without batches and without the client's login)
   batches       one document per batch: state, node, attempts, history, inputs/outputs (secrets voided at the end)
   pending_batches  batch documents of a registration under way, in chunks (see cc_agency.registration)
-  batch_output  the command's stdout/stderr of a batch's last attempt, kept apart to keep `batches` small
+  batch_output  per batch, the GridFS files of the command's stdout/stderr of its last attempt (cc_agency.batch_output)
+  batch_streams.files, batch_streams.chunks   the GridFS bucket of those files
   nodes         the engines the controller knows: state, RAM, CPUs, GPUs, history
   node_images   the last use of each image on each node, while image pruning is on (cc_agency.controller.image_pruner)
   users, tokens, login_failures   authentication (broker)
@@ -21,6 +22,7 @@ from cc_agency import notifications
 EXPERIMENTS = 'experiments'
 BATCHES = 'batches'
 BATCH_OUTPUT = 'batch_output'
+BATCH_STREAMS = 'batch_streams'  # a GridFS bucket: its collections are BATCH_STREAMS + '.files' and '.chunks'
 NODES = 'nodes'
 USERS = 'users'
 TOKENS = 'tokens'
@@ -29,8 +31,9 @@ COUNTERS = 'counters'
 PENDING_BATCHES = 'pending_batches'
 NOTIFICATIONS = 'notifications'
 NODE_IMAGES = 'node_images'
-ALL_COLLECTIONS = (EXPERIMENTS, BATCHES, PENDING_BATCHES, BATCH_OUTPUT, NODES, USERS, TOKENS, LOGIN_FAILURES, COUNTERS,
-                   NOTIFICATIONS, NODE_IMAGES)
+ALL_COLLECTIONS = (EXPERIMENTS, BATCHES, PENDING_BATCHES, BATCH_OUTPUT, BATCH_STREAMS + '.files',
+                   BATCH_STREAMS + '.chunks', NODES, USERS, TOKENS, LOGIN_FAILURES, COUNTERS, NOTIFICATIONS,
+                   NODE_IMAGES)
 
 NODE_SCHEDULABLE = 'schedulable'  # field of a node: False while it is cordoned (cc_agency.cordon)
 

@@ -124,11 +124,12 @@ class DockerEngine:
     :param extra_args: more dockerd flags, e.g. ``['--live-restore']``
     :param labels: more engine labels (``key=value``)
     :param shutdown_timeout: seconds dockerd gives running containers when it is stopped
+    :param daemon_config: more keys of its daemon.json, e.g. ``{'runtimes': {...}}``
     """
 
     def __init__(self, name=None, tcp=False, tls=False, tls_dir=None, tcp_port=None, extra_args=(), labels=(),
                  cgroup_parent=None, base_dir=None, root=ENGINE_ROOT, api_version=API_VERSION,
-                 shutdown_timeout=3):
+                 shutdown_timeout=3, daemon_config=None):
         if base_dir is None:
             os.makedirs(root, exist_ok=True)
             base_dir = tempfile.mkdtemp(prefix='n', dir=root)
@@ -155,6 +156,7 @@ class DockerEngine:
         self.extra_args = list(extra_args)
         self.api_version = api_version
         self.shutdown_timeout = shutdown_timeout
+        self.daemon_config = dict(daemon_config or {})
         self.pid = None
         self.start_seconds = None
         self._process = None
@@ -273,7 +275,7 @@ class DockerEngine:
         os.makedirs(self.data_root, exist_ok=True)
         os.makedirs(self.exec_root, exist_ok=True)
         with open(self.config_file, 'w') as f:
-            json.dump({'deprecated-key-path': os.path.join(self.base_dir, 'key.json')}, f)
+            json.dump(dict(self.daemon_config, **{'deprecated-key-path': os.path.join(self.base_dir, 'key.json')}), f)
         if self.tls and self.tls_dir is None:
             self.tls_dir = os.path.join(self.base_dir, 'tls')
         if self.tls:

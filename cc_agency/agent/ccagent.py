@@ -12,7 +12,10 @@ runs `python3 /cc/agent.py /cc/job.json`. The agent then:
 4. builds the command line (CWL v1.0 CommandLineTool subset) and runs it in `/cc/outputs`;
 5. checks that each output glob matches exactly one path (unless optional) and sends outputs via connectors;
 6. prints exactly ONE JSON document on stdout (docs/internal-contracts.md):
-   `{state, command, process: {returnCode, durationSeconds}, inputs, outputs, debugInfo, stdout, stderr}`.
+   `{state, command, process: {returnCode, durationSeconds}, inputs, outputs, debugInfo, streamFiles}`.
+   The command's stdout and stderr stay whole in files of the container (`streamFiles` names them: in the outputs
+   directory when the CLI names them, else in `/cc/streams`); the controller reads them after the exit, so the
+   result stays small whatever the command printed.
 
 Nothing else ever reaches stdout (connectors' and the command's output is captured), access data is written only to
 0600 files in a private temporary directory and deleted right after each connector call, and debugInfo never
@@ -43,11 +46,12 @@ CONNECTOR_CLI_VERSION = '1'
 CLI_VERSION_MODE = 'cli-version'
 CHECKS_PASSED_LINE = 'cc-agent: connector checks passed'  # on stderr; the controller waits for it
 PYCACHE_DIR_NAME = 'pycache'  # below the agent root, writable by the batch's user: the controller creates it
+STREAMS_DIR_NAME = 'streams'  # below the agent root, as pycache: the command's stdout/stderr when the CLI names none
+STREAM_FILES_KEY = 'streamFiles'  # the result's {'stdout': path, 'stderr': path} of the command's streams, or None
 
 DEFAULT_OPTIONS = {
     'validateConnectors': True,
     'checkConnectorVersions': True,
-    'maxOutputBytes': 1024 * 1024,
     # each connector call is a Python process (~30 MiB); images may be limited to 256 MiB of RAM
     'maxParallelConnectors': 4,
 }
@@ -65,6 +69,7 @@ INPUT_REFERENCE_PATTERN = re.compile(r'\$\(inputs\.([A-Za-z_][A-Za-z0-9_\-]*)(?:
 SAFE_NAME_PATTERN = re.compile(r'[^A-Za-z0-9_.\-]')
 
 COMMAND_STDERR_TAIL_LINE_COUNT = 20
+COMMAND_STDERR_TAIL_BYTES = 64 * 1024  # what of the command's stderr is read for the lines of a failure
 CONNECTOR_STDERR_TAIL_LINE_COUNT = 10
 DEBUG_LINE_MAX_CHARS = 1000
 CHECKSUM_CHUNK_BYTES = 1024 * 1024
@@ -788,7 +793,7 @@ def describe_inputs_for_result(local_inputs, sizes_bytes):
 def new_result():
     """A failed result with nothing done yet; run_batch fills it in."""
     return {'state': 'failed', 'command': [], 'process': {'returnCode': None, 'durationSeconds': None},
-            'inputs': {}, 'outputs': {}, 'connectorChecks': None, 'debugInfo': [], 'stdout': '', 'stderr': ''}
+            'inputs': {}, 'outputs': {}, 'connectorChecks': None, 'debugInfo': [], STREAM_FILES_KEY: None}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -1095,24 +1100,25 @@ def fail(result, lines):
     return result
 
 
-def run_command_phase(result, command, outputs_dir, stream_names, private_dir, options):
-    """Run the command and record return code, duration and stdout/stderr tails in `result`. Returns problems."""
+def run_command_phase(result, command, outputs_dir, stream_names, streams_dir):
+    """Run the command with its stdout/stderr in files (named in `result`, whole, for the controller) and record
+    return code and duration in `result`. Returns problems."""
     os.makedirs(outputs_dir, exist_ok=True)
+    os.makedirs(streams_dir, exist_ok=True)
     stream_paths = {}
     for stream in STREAM_TYPES:
         name = stream_names[stream]
-        stream_paths[stream] = os.path.join(outputs_dir if name else private_dir, name or 'command-' + stream)
+        stream_paths[stream] = os.path.join(outputs_dir, name) if name else os.path.join(streams_dir, stream)
+    result[STREAM_FILES_KEY] = stream_paths
     return_code, problem, duration_seconds = run_experiment_command(command, outputs_dir, stream_paths['stdout'],
                                                                     stream_paths['stderr'])
     result['process'] = {'returnCode': return_code, 'durationSeconds': round(duration_seconds, 3)}
-    max_output_bytes = options['maxOutputBytes']
-    for stream in STREAM_TYPES:
-        result[stream] = decode_output_tail(read_file_tail_bytes(stream_paths[stream], max_output_bytes),
-                                            max_output_bytes)
     if problem is not None:
         return [problem]
     if return_code != 0:
-        return command_failure_lines(return_code, result['stderr'])
+        stderr_tail = decode_output_tail(read_file_tail_bytes(stream_paths['stderr'], COMMAND_STDERR_TAIL_BYTES),
+                                         COMMAND_STDERR_TAIL_BYTES)
+        return command_failure_lines(return_code, stderr_tail)
     return []
 
 
@@ -1150,7 +1156,8 @@ def run_batch(job, agent_root, private_dir, result):
             return fail(result, problems)
         result['inputs'] = describe_inputs_for_result(local_inputs, input_sizes_bytes(local_inputs))
 
-        problems = run_command_phase(result, result['command'], outputs_dir, stream_names, private_dir, options)
+        problems = run_command_phase(result, result['command'], outputs_dir, stream_names,
+                                     os.path.join(agent_root, STREAMS_DIR_NAME))
         if problems:
             return fail(result, problems)
 

@@ -84,7 +84,8 @@ class Controller:
             record_run_s=self.metrics.run_ended,
             pull_policy=image_pull_policy(docker_conf),
             allow_fuse=docker_conf['allow_insecure_capabilities'],
-            image_uses=ImageUses(db).record if self.pruner is not None else None), self.engines)
+            image_uses=ImageUses(db).record if self.pruner is not None else None,
+            max_output_bytes=conf['controller']['max_output_bytes']), self.engines)
         self.reconciler = Reconciler(db, self.engines, self.runs, self.lifecycle, self.launcher.launch,
                                      self.scheduling_lock)
         self.scheduler = Scheduler(db, self.nodes, scheduling['strategy'], self.lifecycle, self._launch_placed,

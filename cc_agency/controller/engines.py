@@ -13,7 +13,9 @@ by the pruner (image_pruner.py) through `remove_unused_image`, which never remov
 GPUs: a batch gets exactly the device ids placement chose, as an NVIDIA device request (`gpu_access:
 device-request`, the default: the engine needs the NVIDIA container toolkit) and as `NVIDIA_VISIBLE_DEVICES`
 (what the `nvidia` runtime reads; `gpu_access: environment` passes only that, for engines whose default runtime
-is `nvidia`). A batch without GPUs gets `NVIDIA_VISIBLE_DEVICES=void`, so an image that asks for all GPUs (CUDA
+is `nvidia`). A node without `hardware.gpus` has its GPUs detected when its monitor connects (`node_gpus`):
+nvidia-smi in a short container with the `nvidia` runtime (cc_agency/controller/gpu_detection.py parses it). A batch
+without GPUs gets `NVIDIA_VISIBLE_DEVICES=void`, so an image that asks for all GPUs (CUDA
 images do) cannot reach devices held by other batches.
 
 Users who do not trust each other share the nodes (issue 12), so:
@@ -33,8 +35,10 @@ import hashlib
 import json
 import logging
 import re
+import tarfile
 import threading
 import time
+import uuid
 
 import docker
 import docker.errors
@@ -43,7 +47,9 @@ import requests.adapters
 import urllib3.exceptions
 from docker.utils import parse_repository_tag
 
-from cc_agency.config import NODE_DEFAULTS, PULL_ALWAYS, PULL_IF_NOT_PRESENT, PULL_NEVER
+from cc_agency.config import (DEFAULT_GPU_DETECTION_IMAGE, NODE_DEFAULTS, PULL_ALWAYS, PULL_IF_NOT_PRESENT,
+                              PULL_NEVER)
+from cc_agency.controller import gpu_detection
 from cc_agency.controller.fuse import FUSE_CAPABILITIES, FUSE_DEVICE, FUSE_SECURITY_OPT
 
 log = logging.getLogger(__name__)
@@ -55,6 +61,8 @@ GPU_ACCESS_ENVIRONMENT = 'environment'
 BATCH_LABEL = 'cc-agency.batch'
 ATTEMPT_LABEL = 'cc-agency.attempt'
 EXPERIMENT_LABEL = 'cc-agency.experiment'
+GPU_DETECTION_LABEL = 'cc-agency.gpu-detection'  # the node's name: its monitor's short nvidia-smi containers
+GPU_DETECTION_TIMEOUT_S = 60  # nvidia-smi answers in about a second; one that hangs (a broken driver) is given up
 
 
 class EngineError(Exception):
@@ -238,7 +246,7 @@ class Engine:
         self.pids_limit = node_conf.get('pids_limit', NODE_DEFAULTS['pids_limit'])
         self.cpus = node_conf.get('cpus')
         self.log_mib = node_conf.get('container_log_mib', NODE_DEFAULTS['container_log_mib'])
-        for warning in security_warnings(name, node_conf):
+        for warning in security_warnings(name, node_conf) + gpu_warnings(name, node_conf):
             log.warning('%s', warning)
         self._api = None
         self._lock = threading.Lock()
@@ -486,6 +494,13 @@ class Engine:
         never have one.)"""
         return self._call('logs', lambda api: read_log_tail(api, container_id, stream, max_bytes))
 
+    def file_head(self, container_id, path, max_bytes):
+        """(the first `max_bytes` of the regular file `path` in a container, exited or not; the file's size in
+        bytes), or (b'', None) when there is no such file (a link or a directory there is not followed): read from the
+        engine's tar stream (get_archive) piece by piece, which stops the transfer at `max_bytes`, so a file of
+        gigabytes costs the controller `max_bytes` of memory."""
+        return self._call('get archive', lambda api: read_file_head(api, container_id, path, max_bytes))
+
     def remove(self, container_id):
         """Remove a container (killing it if it runs); a container that is already gone is fine."""
         try:
@@ -520,6 +535,97 @@ class Engine:
         containers = self._call('list', lambda api: api.containers(all=True, filters={'label': BATCH_LABEL}))
         return [{'id': c['Id'], 'batchId': c['Labels'].get(BATCH_LABEL), 'attempt': int(c['Labels'].get(ATTEMPT_LABEL, 0)),
                  'running': c['State'] in ('running', 'created', 'restarting', 'paused')} for c in containers]
+
+    # --- node hardware: GPUs ----------------------------------------------------------------------------------
+    def node_gpus(self):
+        """The GPUs batches may use on this node, asked when its monitor connects: `hardware.gpus` when listed (also
+        `[]`), else those nvidia-smi finds in a container on the node less `hardware.gpu_blacklist`; `[]` when
+        detection is not possible there (one log line says why). Raises EngineError when the engine cannot be
+        reached (the node is then offline)."""
+        hardware = self.conf.get('hardware') or {}
+        if 'gpus' in hardware:
+            self.gpus = hardware['gpus']
+            return self.gpus
+        runtimes = self._call('info', lambda api: api.info()).get('Runtimes') or {}
+        if gpu_detection.NVIDIA_RUNTIME not in runtimes:
+            log.info('node %s: no GPUs detected: its engine has no "%s" runtime (install the NVIDIA container toolkit '
+                     'and run `nvidia-ctk runtime configure`, or list the GPUs in hardware.gpus)', self.name,
+                     gpu_detection.NVIDIA_RUNTIME)
+            self.gpus = []
+            return self.gpus
+        image = hardware.get('gpu_detection_image', DEFAULT_GPU_DETECTION_IMAGE)
+        try:
+            found = gpu_detection.parse_nvidia_smi(self._run_gpu_detection(image))
+        except Exception as e:  # whatever goes wrong, the node works without GPUs (and says why)
+            known = (GpuDetectionError, gpu_detection.GpuOutputError, EngineError, docker.errors.APIError)
+            log.warning('node %s: no GPUs detected: nvidia-smi in image %s: %s', self.name, image,
+                        (getattr(e, 'explanation', None) or e) if isinstance(e, known) else type(e).__name__)
+            self.gpus = []
+            return self.gpus
+        self.gpus = gpu_detection.without_blacklisted(found, hardware.get('gpu_blacklist'))
+        log.info('node %s: detected %d GPU(s)%s: %s', self.name, len(found),
+                 ', {} blacklisted'.format(len(found) - len(self.gpus)) if len(found) != len(self.gpus) else '',
+                 ', '.join('{} ({}, {} MiB)'.format(gpu['id'], gpu.get('name', '?'), gpu['vram']) for gpu in found)
+                 or 'none')
+        return self.gpus
+
+    def _run_gpu_detection(self, image):
+        """What nvidia-smi printed in a short container of `image` (pulled when missing) with the nvidia runtime,
+        every GPU visible, no network and no capabilities; the container is removed whatever happens."""
+        self._remove_gpu_detection_containers()  # a controller that died during a detection left its container
+        try:
+            self._call('inspect image', lambda api: api.inspect_image(image))
+        except docker.errors.NotFound:
+            repository, tag = image_reference(image)
+            self._call('pull', lambda api: api.pull(repository, tag=tag))
+            log.info('node %s: pulled image %s for GPU detection', self.name, image)
+
+        def create(api):
+            host_config = api.create_host_config(
+                runtime=gpu_detection.NVIDIA_RUNTIME, network_mode='none', mem_limit='256m', memswap_limit='256m',
+                security_opt=['no-new-privileges'], cap_drop=['ALL'], pids_limit=64)
+            # the entrypoint is nvidia-smi itself: CUDA images' own entrypoint prints a banner on stdout
+            return api.create_container(
+                image, entrypoint=gpu_detection.DETECTION_COMMAND[:1], command=gpu_detection.DETECTION_COMMAND[1:],
+                name='cc-agency-gpu-detection-{}'.format(uuid.uuid4().hex[:12]),
+                labels={GPU_DETECTION_LABEL: self.name}, host_config=host_config,
+                environment={'NVIDIA_VISIBLE_DEVICES': 'all', 'NVIDIA_DRIVER_CAPABILITIES': 'utility'})['Id']
+        container_id = self._call('create container', create)
+        try:
+            self._call('start', lambda api: api.start(container_id))
+            exit_code = self._call('wait', lambda api: api.wait(container_id, timeout=GPU_DETECTION_TIMEOUT_S))
+            exit_code = exit_code.get('StatusCode')
+            stdout, _ = self._call('logs', lambda api: read_log_tail(api, container_id, 'stdout',
+                                                                    gpu_detection.MAX_OUTPUT_BYTES))
+            if exit_code != 0:
+                stderr, _ = self._call('logs', lambda api: read_log_tail(api, container_id, 'stderr', 500))
+                raise GpuDetectionError('exited with code {}: {}'.format(
+                    exit_code, stderr.decode('utf-8', 'replace').strip() or stdout.decode('utf-8', 'replace')[-500:]))
+            return stdout.decode('utf-8', 'replace')
+        finally:
+            try:
+                self.remove(container_id)
+            except (EngineError, docker.errors.APIError) as e:
+                log.warning('node %s: GPU detection container not removed (%s); removed at the next detection',
+                            self.name, e)
+
+    def _remove_gpu_detection_containers(self):
+        for container in self._call('list', lambda api: api.containers(all=True, filters={
+                'label': '{}={}'.format(GPU_DETECTION_LABEL, self.name)})):
+            self.remove(container['Id'])
+
+
+class GpuDetectionError(Exception):
+    """nvidia-smi did not run to its end in the detection container."""
+
+
+def gpu_warnings(name, node_conf):
+    """Settings of a node's GPUs that do not do what they seem to (pure)."""
+    hardware = node_conf.get('hardware') or {}
+    if 'gpus' in hardware and hardware.get('gpu_blacklist'):
+        return ['node {}: hardware.gpu_blacklist has no effect: hardware.gpus lists the GPUs (detection, which the '
+                'blacklist applies to, is off); leave the blacklisted GPUs out of hardware.gpus'.format(name)]
+    return []
 
 
 def api_client(base_url, tls, timeout_s, version):
@@ -562,6 +668,40 @@ def read_log_tail(api, container_id, stream, max_bytes):
             return frames_tail(response.raw, number, max_bytes)
         except urllib3.exceptions.HTTPError as e:  # the engine went away while the log streamed
             raise requests.exceptions.ConnectionError(e)
+    finally:
+        response.close()
+
+
+def read_file_head(api, container_id, path, max_bytes, chunk_bytes=65536):
+    """Engine.file_head on a low-level client (a requests.Session, as read_log_tail: the SDK's get_archive leaves
+    the response open when its reader stops early)."""
+    response = api.get('{}/v{}/containers/{}/archive'.format(api.base_url, api.api_version, container_id),
+                       params={'path': path}, stream=True, timeout=api.timeout)
+    try:
+        if response.status_code == 404:  # the container was inspected just before: it is the file that is missing
+            return b'', None
+        try:
+            response.raise_for_status()
+        except requests.exceptions.HTTPError as e:
+            raise docker.errors.create_api_error_from_http_exception(e)
+        response.raw.decode_content = True  # the engine gzips the archive when asked (requests asks)
+        try:
+            with tarfile.open(fileobj=response.raw, mode='r|') as archive:
+                member = archive.next()
+                if member is None or not member.isfile():
+                    return b'', None
+                readable = archive.extractfile(member)
+                data = bytearray()
+                while len(data) < max_bytes:
+                    piece = readable.read(min(chunk_bytes, max_bytes - len(data)))
+                    if not piece:
+                        break
+                    data += piece
+                return bytes(data), member.size
+        except urllib3.exceptions.HTTPError as e:  # the engine went away while the archive streamed
+            raise requests.exceptions.ConnectionError(e)
+        except tarfile.TarError as e:
+            raise docker.errors.DockerException('the archive of {} is not a tar stream ({})'.format(path, e))
     finally:
         response.close()
 

@@ -15,6 +15,7 @@ access data is wrong; another attempt cannot help).
 import io
 import json
 import os
+import posixpath
 import tarfile
 
 from cc_agency.agent import ccagent
@@ -25,10 +26,11 @@ AGENT_PATH = '/cc/agent.py'
 JOB_PATH = '/cc/job.json'
 ENTRYPOINT = ['python3', AGENT_PATH, JOB_PATH]
 PYCACHE_DIR = '/cc/' + ccagent.PYCACHE_DIR_NAME  # the connectors' compiled files (ccagent.connector_environment)
-MAX_OUTPUT_BYTES = 1024 * 1024
-# the most of a container's stdout the controller reads (its tail): the agent's result holds the command's stdout and
-# stderr tails of MAX_OUTPUT_BYTES each, which JSON's \uXXXX escapes may make up to six times longer
-RESULT_MAX_BYTES = 2 * 6 * MAX_OUTPUT_BYTES + 1024 * 1024
+STREAMS_DIR = '/cc/' + ccagent.STREAMS_DIR_NAME  # the command's stdout/stderr files (ccagent.run_command_phase)
+# the most of a container's stdout the controller reads (its tail): the agent's result, which names the files of the
+# command's stdout and stderr instead of holding them (the controller reads those with get_archive), so it is the
+# command line, the inputs, the outputs and debugInfo, in JSON whose \uXXXX escapes may make text six times longer
+RESULT_MAX_BYTES = 4 * 1024 * 1024
 
 
 CHECKS_PASSED_LINE = ccagent.CHECKS_PASSED_LINE.encode('utf-8')  # as the container's stderr carries it
@@ -97,7 +99,6 @@ def job_file(batch, experiment, validate_connectors=True):
         'options': {
             'validateConnectors': validate_connectors,
             'checkConnectorVersions': validate_connectors,
-            'maxOutputBytes': MAX_OUTPUT_BYTES,
         },
     }
 
@@ -122,6 +123,7 @@ def container_archive(job, agent_source, uid=0):
         _add(archive, 'cc/inputs', mode=0o755, uid=uid)
         _add(archive, 'cc/outputs', mode=0o755, uid=uid)
         _add(archive, PYCACHE_DIR.lstrip('/'), mode=0o700, uid=uid)
+        _add(archive, STREAMS_DIR.lstrip('/'), mode=0o700, uid=uid)
         _add(archive, 'cc/agent.py', agent_source, mode=0o644, uid=uid)
         _add(archive, 'cc/job.json', json.dumps(job).encode('utf-8'), mode=0o600, uid=uid)
     return buffer.getvalue()
@@ -146,3 +148,21 @@ def parse_agent_result(stdout_bytes):
         except ValueError:
             return None
     return result if isinstance(result, dict) and result.get('state') in ('succeeded', 'failed') else None
+
+
+def stream_files(result):
+    """{'stdout': path, 'stderr': path} in the container of the command's streams, as the agent's result names them;
+    only absolute paths below /cc (where the agent works), others are left out. Without a result (the agent was
+    killed, say for memory) the files the agent uses when the CLI names none: what the command wrote until then (pure).
+    """
+    if result is None:
+        return {stream: '{}/{}'.format(STREAMS_DIR, stream) for stream in ccagent.STREAM_TYPES}
+    named = result.get(ccagent.STREAM_FILES_KEY)
+    if not isinstance(named, dict):
+        return {}
+    files = {}
+    for stream in ccagent.STREAM_TYPES:
+        path = named.get(stream)
+        if isinstance(path, str) and path.startswith('/cc/') and posixpath.normpath(path) == path:
+            files[stream] = path
+    return files

@@ -1,11 +1,12 @@
-"""Watch each node: learn its RAM and CPUs from the engine, notice when it goes away and when it comes back.
+"""Watch each node: learn its RAM, CPUs and GPUs from the engine, notice when it goes away and when it comes back.
 
 One thread per node probes its engine at a fixed interval with a short timeout, so a dead or hung engine
 costs only its own thread and is noticed within PROBE_INTERVAL_S + PROBE_TIMEOUT_S. A state change is written
 to the `nodes` collection with its reason in the node's history. A node that stays offline for
 NODE_LOST_GRACE_S loses its running attempts (they are failed and retried elsewhere); a node that comes (back)
 online is reconciled with the database (its running containers adopted) before new batches go there, and
-again every RECONCILE_INTERVAL_S.
+again every RECONCILE_INTERVAL_S. A node without `hardware.gpus` has its GPUs detected each time it comes (back)
+online (`Engine.node_gpus`), before it gets batches.
 """
 import logging
 import threading
@@ -63,18 +64,18 @@ class NodeMonitor(threading.Thread):
                     self._reconcile()
                 return
             info = self.engine.info()
+            gpus = self.engine.node_gpus()  # configured, or detected at each connect (the node may have changed)
             self._reconcile()
         except Exception as e:  # whatever the engine does wrong, the node is offline; the thread goes on
             self._set_offline(str(e) if isinstance(e, EngineError) else '{}: {}'.format(type(e).__name__, e))
             return
-        self._set_online(info)
+        self._set_online(info, gpus)
 
     def _reconcile(self):
         self.reconcile(self.name)
         self.last_reconcile = time.monotonic()
 
-    def _set_online(self, info):
-        gpus = self.engine.gpus
+    def _set_online(self, info, gpus):
         status = dict(info, state=ONLINE, gpus=gpus)
         self.db[NODES].update_one(
             {'_id': self.name},

@@ -14,21 +14,25 @@ Whatever of an attempt is stored or logged (debugInfo, the agent's messages, the
 command's stdout/stderr, exception messages) passes through the batch's `Masker` first: connectors and registries
 quote the values they were given, and only here are the batch's protected keys known (the agent sees them
 without their `_`). Container output is read with a byte limit (`Engine.log_tail`), never whole.
+
+The command's stdout and stderr are files in the container (the agent's result names them): after the exit they are
+read from the engine's tar stream up to `controller.max_output_bytes` each (`Engine.file_head`), masked as a whole
+(a value cut by the limit too), and kept in GridFS as the batch's output (cc_agency/batch_output.py), before the
+container is removed; only the latest attempt's output is kept.
 """
 import logging
 import threading
 from dataclasses import dataclass
 
 import docker.errors
-import pymongo.errors
 from bson import ObjectId
 
-from cc_agency import loggable
+from cc_agency import batch_output, loggable
 from cc_agency.config import PULL_IF_NOT_PRESENT
 from cc_agency.controller import fuse, jobs
 from cc_agency.controller.engines import ATTEMPT_LABEL, BATCH_LABEL, EXPERIMENT_LABEL, EngineError, ImageError
 from cc_agency.controller.state import NodeBoard, RunRegistry
-from cc_agency.db import BATCHES, BATCH_OUTPUT, EXPERIMENTS, now
+from cc_agency.db import BATCHES, EXPERIMENTS, now
 from cc_agency.secrets import Masker, strip_protected_prefix
 from cc_agency.states import PROCESSING, SCHEDULED, SUCCEEDED
 from cc_agency.timelimits import TimeLimits
@@ -57,6 +61,7 @@ class RunContext:
     pull_policy: str = PULL_IF_NOT_PRESENT  # controller.docker.image_pull_policy (config.image_pull_policy)
     allow_fuse: bool = False  # controller.docker.allow_insecure_capabilities: batches that mount get FUSE (fuse.py)
     image_uses: object = None  # callable(node, image url): records a use for the pruner (image_pruner.py), or None
+    max_output_bytes: int = 16 * 1024 * 1024  # controller.max_output_bytes: what of each command stream is kept
 
 
 def container_name(batch_id, attempt):
@@ -68,18 +73,15 @@ def _tail(text, chars=STDERR_TAIL_CHARS):
 
 
 def masked_agent_result(result, masker):
-    """The agent's result with every protected value masked; the command's stdout/stderr are tails the agent cut at
-    jobs.MAX_OUTPUT_BYTES, so a value cut there is masked too (pure)."""
-    if result is None:
-        return None
-    masked = masker.data({key: value for key, value in result.items() if key not in ('stdout', 'stderr')})
-    for stream in ('stdout', 'stderr'):
-        if isinstance(result.get(stream), str):
-            cut = len(result[stream].encode('utf-8', errors='replace')) >= jobs.MAX_OUTPUT_BYTES - 4
-            masked[stream] = masker.text(result[stream], cut_start=cut)
-        elif stream in result:
-            masked[stream] = masker.data(result[stream])
-    return masked
+    """The agent's result with every protected value masked (pure)."""
+    return None if result is None else masker.data(result)
+
+
+def masked_stream(data, masker, cut):
+    """The head of a command stream with every protected value masked, also one that `cut` (the byte limit) cut
+    (pure). Bytes that are not UTF-8 stay as they are (surrogateescape), so binary output is kept unchanged."""
+    text = data.decode('utf-8', errors='surrogateescape')
+    return masker.text(text, cut_end=cut).encode('utf-8', errors='surrogateescape')
 
 
 def masked_failure(failure, masker):
@@ -374,8 +376,14 @@ class BatchRun:
             self._fail(PROCESSING, AttemptFailed(['lost node {} while reading the result: {}'.format(self.node, e)]),
                        remove=False)
             return
-        result = masked_agent_result(jobs.parse_agent_result(stdout), self.masker)
-        self._store_output(result)
+        raw_result = jobs.parse_agent_result(stdout)
+        result = masked_agent_result(raw_result, self.masker)
+        try:
+            self._store_output(jobs.stream_files(raw_result))
+        except (EngineError, docker.errors.APIError) as e:
+            self._fail(PROCESSING, AttemptFailed(['lost node {} while reading the output: {}'.format(self.node, e)]),
+                       remove=False)
+            return
         container_stderr = self.masker.text(stderr_bytes.decode('utf-8', errors='replace'), cut_start=stderr_cut)
         if result is None and stdout_cut:
             container_stderr += '\n(the container wrote more than {} bytes on stdout)'.format(jobs.RESULT_MAX_BYTES)
@@ -389,15 +397,19 @@ class BatchRun:
             log.info('batch %s: result of stale attempt %d on node %s ignored', self.batch_id, self.attempt, self.node)
         self._remove_container()
 
-    def _store_output(self, result):
-        """Keep the command's stdout/stderr, unless a newer attempt already stored its own."""
-        document = {'attempt': self.attempt, 'time': now(),
-                    'stdout': (result or {}).get('stdout', ''), 'stderr': (result or {}).get('stderr', '')}
-        try:
-            self.lifecycle.persistently(lambda: self.db[BATCH_OUTPUT].replace_one(
-                {'_id': self.batch_id, 'attempt': {'$lte': self.attempt}}, document, upsert=True))
-        except pymongo.errors.DuplicateKeyError:
-            pass  # a newer attempt's output is there
+    def _store_output(self, files):
+        """Keep the command's stdout/stderr (files in the container, as the agent named them; none when the agent
+        stopped before the command), masked, unless a newer attempt already stored its own."""
+        limit_bytes = self.context.max_output_bytes
+        streams = {}
+        for stream, path in files.items():
+            data, written_bytes = self.engine.file_head(self.container_id, path, limit_bytes + 1)
+            cut = len(data) > limit_bytes
+            streams[stream] = (masked_stream(data[:limit_bytes], self.masker, cut), written_bytes or 0, cut)
+        kept = self.lifecycle.persistently(lambda: batch_output.store(
+            self.db, self.batch_id, self.attempt, streams, limit_bytes))
+        if not kept:
+            log.info('batch %s: output of stale attempt %d on node %s not kept', self.batch_id, self.attempt, self.node)
 
     def _fail(self, from_state, failure, remove=True):
         self.lifecycle.fail_attempt(dict(self.batch, state=from_state), self.experiment, self.attempt, self.node,

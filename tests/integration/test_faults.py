@@ -77,7 +77,8 @@ def node_state(agency, session, name):
 def containers_of(engine, batch_id):
     client = engine.client()
     try:
-        return client.containers.list(all=True, filters={'label': 'cc-agency.batch={}'.format(batch_id)})
+        # sparse: no inspect of each listed container, which fails when the controller removes one in between
+        return client.containers.list(all=True, sparse=True, filters={'label': 'cc-agency.batch={}'.format(batch_id)})
     finally:
         client.close()
 

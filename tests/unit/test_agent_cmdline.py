@@ -409,10 +409,10 @@ def test_decode_output_tail_keeps_the_end():
 
 def test_read_options_defaults_and_overrides():
     assert ccagent.read_options({}) == ccagent.DEFAULT_OPTIONS
-    options = ccagent.read_options({'options': {'validateConnectors': False, 'maxOutputBytes': 10,
+    options = ccagent.read_options({'options': {'validateConnectors': False, 'maxParallelConnectors': 10,
                                                 'checkConnectorVersions': 'no'}})
     assert options['validateConnectors'] is False
-    assert options['maxOutputBytes'] == 10
+    assert options['maxParallelConnectors'] == 10
     assert options['checkConnectorVersions'] is True
 
 

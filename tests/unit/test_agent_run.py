@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -122,7 +123,7 @@ def connector(**access):
 def tool_job(sandbox, extra_args=(), **options):
     """A job running tool.py --word W -n N INFILE with one File input and one File output."""
     remote = sandbox['remote']
-    base_options = {'validateConnectors': True, 'checkConnectorVersions': True, 'maxOutputBytes': 1048576}
+    base_options = {'validateConnectors': True, 'checkConnectorVersions': True}
     base_options.update(options)
     return {
         'batchId': 'b1',
@@ -159,11 +160,16 @@ def run_agent(sandbox, job, python=sys.executable, job_bytes=None):
     stdout_text = completed.stdout.decode('ascii')
     assert stdout_text.count('\n') == 1, 'exactly one JSON document on stdout: {!r}'.format(stdout_text)
     result = json.loads(stdout_text)
-    assert set(result) == {'state', 'command', 'process', 'inputs', 'outputs', 'connectorChecks', 'debugInfo', 'stdout',
-                           'stderr'}
+    assert set(result) == {'state', 'command', 'process', 'inputs', 'outputs', 'connectorChecks', 'debugInfo',
+                           'streamFiles'}
     assert os.listdir(str(sandbox['privateTmp'])) == [], 'private files must be removed'
     assert SECRET_PASSWORD not in stdout_text
     return completed, result
+
+
+def stream_text(result, stream):
+    """What the command wrote on `stream`, from the file the agent's result names."""
+    return Path(result['streamFiles'][stream]).read_text()
 
 
 def connector_calls(sandbox):
@@ -192,8 +198,10 @@ def test_success_with_file_input_string_int_and_file_output(sandbox, python):
     # position 0 for both named inputs: sorted by key, count before word; infile has position 1
     assert result['command'] == [sys.executable, sandbox['tool'], '-n', '2', '--word', 'hi', local_input]
     assert result['process']['returnCode'] == 0
-    assert result['stdout'] == 'stdout of tool: -n 2 --word hi {}\n'.format(local_input)
-    assert result['stderr'] == 'first stderr line\nlast stderr line\n'
+    assert stream_text(result, 'stdout') == 'stdout of tool: -n 2 --word hi {}\n'.format(local_input)
+    assert stream_text(result, 'stderr') == 'first stderr line\nlast stderr line\n'
+    assert result['streamFiles'] == {stream: str(sandbox['root'] / 'streams' / stream)
+                                     for stream in ('stdout', 'stderr')}
     assert result['inputs'] == {'infile': {'class': 'File', 'path': local_input, 'size': 6}, 'word': 'hi',
                                 'count': 2}
     output_path = str(sandbox['root'] / 'outputs' / 'input.out')
@@ -213,7 +221,7 @@ def test_nonzero_exit_fails_with_code_and_stderr(sandbox):
     assert result['process']['returnCode'] == 3
     assert result['debugInfo'][0] == 'command exited with code 3'
     assert '  last stderr line' in result['debugInfo']
-    assert result['stderr'].endswith('last stderr line\n')
+    assert stream_text(result, 'stderr').endswith('last stderr line\n')
     assert 'send-file' not in [c['mode'] for c in connector_calls(sandbox)]
 
 
@@ -338,7 +346,8 @@ def test_directory_in_and_out_with_listing_and_named_stdout(sandbox):
     assert result['state'] == 'succeeded', result['debugInfo']
     assert (remote / 'copied' / 'sub' / 'b.txt').read_text() == 'BB'
     assert (remote / 'run.log').read_text() == 'copied\n'
-    assert result['stdout'] == 'copied\n'
+    assert stream_text(result, 'stdout') == 'copied\n'
+    assert result['streamFiles']['stdout'] == str(sandbox['root'] / 'outputs' / 'run.log')  # the CLI names it
     assert result['outputs']['log']['path'] == str(sandbox['root'] / 'outputs' / 'run.log')
     calls = connector_calls(sandbox)
     receive_dir = [c for c in calls if c['mode'] == 'receive-dir'][0]
@@ -373,7 +382,7 @@ def test_mount_and_umount(sandbox):
     }
     _, result = run_agent(sandbox, job)
     assert result['state'] == 'succeeded', result['debugInfo']
-    assert result['stdout'] == 'x\n'
+    assert stream_text(result, 'stdout') == 'x\n'
     modes = [c['mode'] for c in connector_calls(sandbox)]
     assert sorted(modes[:2]) == ['cli-version', 'mount-dir-validate']
     assert modes[2:] == ['mount-dir', 'umount-dir']
@@ -399,11 +408,15 @@ def test_many_inputs_received_concurrently(sandbox):
     assert result['process']['returnCode'] == 0
 
 
-def test_output_tail_is_truncated(sandbox):
-    job = tool_job(sandbox, maxOutputBytes=10)
-    _, result = run_agent(sandbox, job)
-    assert result['stderr'] == 'derr line\n'
-    assert result['stdout'].endswith('input.txt\n') and len(result['stdout']) == 10
+def test_the_streams_stay_whole_in_files_and_the_result_stays_small(sandbox):
+    """3 MiB on stdout: the file the result names holds all of it (the controller reads it), the result none."""
+    job = {'cli': {'baseCommand': [sys.executable, '-c', 'import sys; sys.stdout.write("y" * (3 << 20) + "end")'],
+                   'inputs': {}, 'outputs': {}}, 'inputs': {}, 'outputs': {}}
+    completed, result = run_agent(sandbox, job)
+    assert result['state'] == 'succeeded', result['debugInfo']
+    assert Path(result['streamFiles']['stdout']).read_bytes() == b'y' * (3 << 20) + b'end'
+    assert Path(result['streamFiles']['stderr']).read_bytes() == b''
+    assert len(completed.stdout) < 2000
 
 
 def test_sigterm_gives_failed_result_and_stops_the_command(sandbox):

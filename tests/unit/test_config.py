@@ -81,6 +81,24 @@ def test_every_node_gets_the_confinement_defaults(tmp_path):
     assert (nodes['node3']['cap_add'], nodes['node3']['pids_limit'], nodes['node3']['cpus']) == (['CHOWN'], 64, 1.5)
 
 
+def test_output_limit_and_gpu_detection_keys(tmp_path):
+    conf = yaml.safe_load(SEED)
+    assert load_config(write(tmp_path, yaml.safe_dump(conf)))['controller']['max_output_bytes'] == 16 * 1024 * 1024
+    conf['controller']['max_output_bytes'] = 1024
+    conf['controller']['docker']['nodes']['node2']['hardware'] = {'gpu_blacklist': [0], 'gpu_detection_image': 'i:1'}
+    loaded = load_config(write(tmp_path, yaml.safe_dump(conf)))
+    assert loaded['controller']['max_output_bytes'] == 1024
+    for wrong, key in ((100, 'controller.max_output_bytes'), (2 ** 40, 'controller.max_output_bytes'),
+                       ('16M', 'controller.max_output_bytes')):
+        conf['controller']['max_output_bytes'] = wrong
+        with pytest.raises(ConfigError, match='config key ' + key):
+            check_config(conf)
+    conf['controller']['max_output_bytes'] = 1024
+    conf['controller']['docker']['nodes']['node2']['hardware']['gpu_detection_image'] = ''
+    with pytest.raises(ConfigError, match='hardware.gpu_detection_image'):
+        check_config(conf)
+
+
 def test_config_from_environment_variable(tmp_path, monkeypatch):
     monkeypatch.setenv('CC_AGENCY_CONF', write(tmp_path, SEED))
     assert load_config()['mongo']['db'] == 'ccagency'
@@ -143,9 +161,8 @@ def test_every_9_x_key_loads_with_one_warning_per_key_without_effect(caplog):
     assert conf['broker']['auth']['jwt']['access_token_expires'] == 900
     assert conf['mongo']['host'] == 'db.example.com' and conf['mongo']['port'] == 27018
     warned = [r.getMessage().split(' (cc-agency 9.x)')[0] for r in caplog.records]
-    # notification_hooks, allow_insecure_capabilities and image_prune_duration have their 9.x effect here
-    assert warned == ['config key trustee', 'config key cloud',
-                      'config key controller.docker.nodes.gpu-node_1.hardware.gpu_blacklist']
+    # notification_hooks, allow_insecure_capabilities, image_prune_duration, gpu_blacklist have their 9.x effect here
+    assert warned == ['config key trustee', 'config key cloud']
     assert conf['controller']['docker']['allow_insecure_capabilities'] is True
     assert conf['controller']['docker']['image_prune_duration'] == 604800
     text = ' '.join(r.getMessage() for r in caplog.records)

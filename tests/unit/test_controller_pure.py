@@ -9,7 +9,7 @@ from bson import ObjectId
 from cc_agency import batch_counts, transitions
 from cc_agency.controller import jobs
 from cc_agency.controller.reconcile import plan_reconciliation
-from cc_agency.controller.runner import masked_agent_result, masked_failure, outcome_from_exit
+from cc_agency.controller.runner import masked_agent_result, masked_failure, masked_stream, outcome_from_exit
 from cc_agency.secrets import MASK, Masker
 from cc_agency.transitions import AttemptFailed
 from cc_agency.states import ALLOWED_TRANSITIONS, state_after_failure
@@ -125,15 +125,27 @@ def test_state_counters_follow_any_sequence_of_allowed_transitions(choices, batc
         batch_counts.zero_counts(), **collections.Counter(states))
 
 
-def test_what_an_attempt_keeps_is_masked_also_where_the_agent_cut_its_output():
+def test_what_an_attempt_keeps_is_masked_also_where_the_output_limit_cut_it():
     secret = 'https://h/x?sig=S1gn3d'
     masker = Masker([secret])
-    cut_stdout = 'gn3d' + 'x' * (jobs.MAX_OUTPUT_BYTES - 4)  # the agent kept the tail: the value's end begins it
-    result = {'state': 'failed', 'debugInfo': ['GET {} failed'.format(secret)], 'stdout': cut_stdout,
-              'stderr': 'gn3d is short'}
+    result = {'state': 'failed', 'debugInfo': ['GET {} failed'.format(secret)],
+              'streamFiles': {'stdout': '/cc/streams/stdout'}}
     masked = masked_agent_result(result, masker)
-    assert masked['debugInfo'] == ['GET {} failed'.format(MASK)]
-    assert masked['stdout'].startswith(MASK) and 'gn3d' not in masked['stdout']
-    assert masked['stderr'] == 'gn3d is short'  # not cut: text that only resembles a piece of the value stays
+    assert masked['debugInfo'] == ['GET {} failed'.format(MASK)] and masked['streamFiles'] == result['streamFiles']
+    # the limit kept the head of the stream: the value's start ends it
+    head = ('x' * 100 + secret + ' ' + secret[:-3]).encode()
+    assert masked_stream(head, masker, cut=True) == ('x' * 100 + MASK + ' ' + MASK).encode()
+    assert masked_stream(head, masker, cut=False) == ('x' * 100 + MASK + ' ' + secret[:-3]).encode()
+    binary = b'\xff\xfe\x00' + secret.encode() + b'\x80'
+    assert masked_stream(binary, masker, cut=False) == b'\xff\xfe\x00' + MASK.encode() + b'\x80'
     failure = masked_failure(AttemptFailed(['lost {}'.format(secret)], permanent=True, ccagent=result), masker)
     assert failure.reasons == ['lost ' + MASK] and failure.permanent and failure.ccagent == masked
+
+
+def test_only_stream_files_below_the_agent_root_are_read():
+    named = {'streamFiles': {'stdout': '/cc/outputs/run.log', 'stderr': '/cc/../etc/shadow'}}
+    assert jobs.stream_files(named) == {'stdout': '/cc/outputs/run.log'}
+    assert jobs.stream_files({'streamFiles': {'stdout': 'relative', 'stderr': 5}}) == {}
+    assert jobs.stream_files({'streamFiles': None}) == {} and jobs.stream_files({'streamFiles': 'x'}) == {}
+    # no result (the agent was killed): what the command wrote until then, where the agent puts it by default
+    assert jobs.stream_files(None) == {'stdout': '/cc/streams/stdout', 'stderr': '/cc/streams/stderr'}

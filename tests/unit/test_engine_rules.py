@@ -2,7 +2,8 @@
 need the registry's yes per experiment, how much of a container's log is read, what an operator is warned of."""
 import io
 
-from cc_agency.controller.engines import credentials_key, frames_tail, needs_registry_check, security_warnings
+from cc_agency.controller.engines import (credentials_key, frames_tail, gpu_warnings, needs_registry_check,
+                                          security_warnings)
 
 
 def frame(number, payload):
@@ -50,3 +51,11 @@ def test_plain_tcp_and_host_network_are_warned_of():
     assert 'plain TCP without TLS' in plain
     [host] = security_warnings('n', {'base_url': 'unix:///s', 'network': 'host'})
     assert 'loopback' in host
+
+
+def test_a_blacklist_next_to_a_static_gpu_list_is_warned_about():
+    both = {'base_url': 'unix:///x', 'hardware': {'gpus': [{'id': 0, 'vram': 1}], 'gpu_blacklist': [0]}}
+    assert gpu_warnings('n1', both) == [
+        'node n1: hardware.gpu_blacklist has no effect: hardware.gpus lists the GPUs (detection, which the blacklist '
+        'applies to, is off); leave the blacklisted GPUs out of hardware.gpus']
+    assert gpu_warnings('n1', {'base_url': 'unix:///x', 'hardware': {'gpu_blacklist': [0]}}) == []

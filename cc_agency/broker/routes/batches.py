@@ -1,13 +1,17 @@
-"""GET /batches, /batches/count, /batches/<id>, its stdout and stderr; DELETE /batches/<id> cancels it."""
-from bson import ObjectId
-from flask import Blueprint, Response, jsonify
+"""GET /batches, /batches/count, /batches/<id>, its stdout and stderr; DELETE /batches/<id> cancels it.
 
-from cc_agency import batch_counts
+stdout and stderr are streamed from GridFS piece by piece (cc_agency/batch_output.py), so a large output costs the
+broker one GridFS chunk of memory at a time; only the batch's owner (or an admin) gets them.
+"""
+from bson import ObjectId
+from flask import Blueprint, Response, jsonify, stream_with_context
+
+from cc_agency import batch_counts, batch_output
 from cc_agency.broker.context import bool_arg, broker, db, object_id, requires_auth, user_scope
 from cc_agency.broker.documents import batch_json
 from cc_agency.broker.errors import ApiError, not_found
 from cc_agency.broker.listing import find_page, list_filter
-from cc_agency.db import BATCHES, BATCH_OUTPUT, EXPERIMENTS
+from cc_agency.db import BATCHES, EXPERIMENTS
 from cc_agency.states import TERMINAL_STATES
 from cc_agency.transitions import BatchLifecycle
 
@@ -106,11 +110,12 @@ def cancel_batch(batch_id):
 
 
 def _output(batch_id, stream):
-    _find_batch(batch_id, {'_id': 1})
-    doc = db()[BATCH_OUTPUT].find_one({'_id': object_id(batch_id)}, {stream: 1})
-    if doc is None:
+    batch = _find_batch(batch_id, {'_id': 1})  # the owner's batch, or 404: another user's output is never read
+    found = batch_output.open_stream(db(), batch['_id'], stream)
+    if found is None:
         raise not_found('{} of this batch (it has not run yet)'.format(stream))
-    return Response(doc.get(stream) or '', mimetype='text/plain')
+    pieces, headers = found
+    return Response(stream_with_context(pieces), mimetype='text/plain', headers=headers)
 
 
 @blueprint.get('/batches/<batch_id>/stdout')
