@@ -96,6 +96,8 @@ def test_a_delivery_pending_when_the_controller_dies_is_delivered_after_its_rest
         wait_nodes_online(agency, alice, [engine.name])
         experiment_id = submit(agency, alice, command_red(['pass']))
         wait_for(lambda: receiver.snapshot(), 60, 'nothing posted')
+        with agency.database() as db:  # the failed try is recorded (the answer reached the receiver before that)
+            wait_for(lambda: db.notifications.find_one({'attempts': {'$gte': 1}}), 30, 'the failed try not recorded')
         agency.stop_controller(kill=True)
         [failed, *_] = receiver.snapshot()
         assert failed.status == 503
