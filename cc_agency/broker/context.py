@@ -82,6 +82,24 @@ def user_scope():
     return {} if g.user.get('isAdmin') else {'username': g.user['username']}
 
 
+def find_visible(collection, doc_id, projection=None):
+    """The document `doc_id` of `collection` if the current user may see it (theirs, or any for an admin), else None.
+
+    Read by _id alone and the owner checked here: with the owner in the filter too, SecantusDB's planner scans the
+    whole collection (62 ms at 2,000 batches, against 0.8 ms by _id)."""
+    fields = projection
+    inclusion = projection and all(value is True or value == 1 for value in projection.values())
+    if inclusion and 'username' not in projection:
+        fields = dict(projection, username=1)  # the owner is read for the check
+    doc = collection.find_one({'_id': doc_id}, fields)
+    scope = user_scope()
+    if doc is None or ('username' in scope and doc.get('username') != scope['username']):
+        return None
+    if fields is not projection:
+        doc.pop('username', None)
+    return doc
+
+
 def shown(value, limit=100):
     """A client's value as quoted back in an error message: never the whole of a huge one."""
     return value if len(value) <= limit else value[:limit] + '...'

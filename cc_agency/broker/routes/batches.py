@@ -7,7 +7,7 @@ from bson import ObjectId
 from flask import Blueprint, Response, jsonify, stream_with_context
 
 from cc_agency import batch_counts, batch_output
-from cc_agency.broker.context import bool_arg, broker, db, object_id, requires_auth, user_scope
+from cc_agency.broker.context import bool_arg, broker, db, find_visible, object_id, requires_auth
 from cc_agency.broker.documents import batch_json
 from cc_agency.broker.errors import ApiError, not_found
 from cc_agency.broker.listing import find_page, list_filter
@@ -43,7 +43,7 @@ def _batches_json(docs):
 
 
 def _find_batch(batch_id, projection=None):
-    doc = db()[BATCHES].find_one(dict(user_scope(), _id=object_id(batch_id, 'batch id')), projection)
+    doc = find_visible(db()[BATCHES], object_id(batch_id, 'batch id'), projection)
     if doc is None:
         raise not_found('batch')
     return doc

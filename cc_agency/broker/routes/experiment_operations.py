@@ -12,7 +12,7 @@ one, `resubmittedAs` (a list: it can be resubmitted more than once) on the origi
 """
 from flask import Blueprint, jsonify, request
 
-from cc_agency.broker.context import broker, db, object_id, requires_auth, shown, user_scope
+from cc_agency.broker.context import broker, db, find_visible, object_id, requires_auth, shown
 from cc_agency.broker.errors import ApiError, bad_request, not_found
 from cc_agency.broker.routes.red import read_red, register_experiment
 from cc_agency.db import BATCHES, EXPERIMENTS, SEQ
@@ -27,8 +27,7 @@ DEFAULT_RESUBMIT_STATES = (FAILED,)
 
 
 def _own_experiment(experiment_id, projection=None):
-    experiment = db()[EXPERIMENTS].find_one(dict(user_scope(), _id=object_id(experiment_id, 'experiment id')),
-                                            projection)
+    experiment = find_visible(db()[EXPERIMENTS], object_id(experiment_id, 'experiment id'), projection)
     if experiment is None:
         raise not_found('experiment')
     return experiment

@@ -2,7 +2,7 @@
 from flask import Blueprint, jsonify
 
 from cc_agency.batch_counts import batch_counts
-from cc_agency.broker.context import db, object_id, requires_auth, user_scope
+from cc_agency.broker.context import db, find_visible, object_id, requires_auth
 from cc_agency.broker.documents import experiment_json
 from cc_agency.broker.errors import not_found
 from cc_agency.broker.listing import find_page, list_filter
@@ -29,8 +29,7 @@ def count_experiments():
 @blueprint.get('/experiments/<experiment_id>')
 @requires_auth
 def get_experiment(experiment_id):
-    doc = db()[EXPERIMENTS].find_one(dict(user_scope(), _id=object_id(experiment_id, 'experiment id')),
-                                     {'pendingChunks': 0})
+    doc = find_visible(db()[EXPERIMENTS], object_id(experiment_id, 'experiment id'), {'pendingChunks': 0})
     if doc is None:
         raise not_found('experiment')
     return jsonify(experiment_json(doc, batch_counts(db(), [doc])[str(doc['_id'])]))
