@@ -295,12 +295,13 @@ class BatchRun:
                 self.context.stopping.wait(ENGINE_RETRY_S)
 
     # --- the wall-clock limit -----------------------------------------------------------------------------------
-    def _arm_time_limit(self):
-        """Start the timer of the run's time limit, counted from `processing`; None when the run has no limit."""
+    def _arm_time_limit(self, processing_since):
+        """Start the timer of the run's time limit, counted from `processing_since`; None when the run has no
+        limit."""
         self.limit_s = self.context.time_limits.for_experiment(self.experiment)
         if self.limit_s is None:
             return None
-        remaining_s = self._started_processing_at() + self.limit_s - now()
+        remaining_s = processing_since + self.limit_s - now()
         timer = threading.Timer(max(0.0, remaining_s), self._expire)
         timer.daemon = True
         timer.start()
@@ -341,8 +342,8 @@ class BatchRun:
 
     def _wait_and_record(self):
         self.context.runs.started(self.batch_id, self.attempt, self.node, self.container_id)
-        timer = self._arm_time_limit()
         processing_since = self._started_processing_at()
+        timer = self._arm_time_limit(processing_since)
         try:
             self._wait_and_record_within_limit()
         finally:

@@ -230,7 +230,8 @@ class SchedulePass:
 
     def _queue_if_decidable(self, experiment_id, experiment, room):
         """(lower bound, lazy queue) of the experiment if some of its batches can be decided now, else None."""
-        if self._never_fits(experiment_id, experiment) is None:
+        never_fits = self._never_fits(experiment_id, experiment) is not None
+        if not never_fits:
             if not room:
                 return None
             limit = concurrency_limit(experiment, self.scheduler.default_concurrency_limit)
@@ -240,13 +241,13 @@ class SchedulePass:
                 return None
         numbered = experiment.get('batchSeq') is not None and experiment.get('batchCount') is not None
         if not numbered:  # stored before batches had consecutive numbers
-            return 0, self._experiment_queue(experiment_id, experiment, None)
+            return 0, self._experiment_queue(experiment_id, experiment, None, never_fits)
         head, version = self.scheduler.heads.get(experiment_id, experiment['batchSeq'])
         complete = experiment.get('registrationComplete') is not False
         if not complete:  # batches still to be inserted may lie below any head a read could find
             head = experiment['batchSeq']
         self.reads[experiment_id] = (version, complete)
-        return head, self._experiment_queue(experiment_id, experiment, head)
+        return head, self._experiment_queue(experiment_id, experiment, head, never_fits)
 
     def _never_fits(self, experiment_id, experiment):
         requirements = experiment['requirements']
@@ -260,10 +261,9 @@ class SchedulePass:
                 and requirements['ramMiB'] <= self.placer.max_free_ram_mib()
                 and len(requirements.get('gpuVramMiB') or ()) <= self.placer.max_free_gpu_count())
 
-    def _experiment_queue(self, experiment_id, experiment, head):
+    def _experiment_queue(self, experiment_id, experiment, head, never_fits):
         """The experiment's queued batches from `head` on, oldest first, read a window of seq at a time while the
-        pass may place them (an experiment whose batches never fit is read to the end: they fail)."""
-        never_fits = self._never_fits(experiment_id, experiment) is not None
+        pass may place them (an experiment whose batches `never_fits` is read to the end: they fail)."""
         query = {'experimentId': experiment_id, 'state': REGISTERED}
         if head is None:  # no consecutive numbers: one read of all its queued batches
             yield from sorted(self.db[BATCHES].find(query, QUEUE_PROJECTION), key=lambda batch: batch[SEQ])
@@ -324,14 +324,7 @@ class SchedulePass:
         experiment_id = batch['experimentId']
         if experiment_id in self.blocked:
             return None
-        experiment = self.experiments.get(experiment_id)
-        if experiment is None:
-            self.blocked.add(experiment_id)
-            return None
-        if experiment_id not in self.placer.concurrency:
-            limit = concurrency_limit(experiment, self.scheduler.default_concurrency_limit)
-            if limit is not None:
-                self.placer.concurrency[experiment_id] = [limit, self.active_per_experiment[experiment_id]]
+        experiment = self.experiments[experiment_id]  # its queue was read: its limit is set (_queue_if_decidable)
         requirements = batch['requirements']
         decision = self.placer.place(BatchRequest(batch['_id'], experiment_id, requirements['ramMiB'],
                                                   tuple(requirements.get('gpuVramMiB') or ())))
