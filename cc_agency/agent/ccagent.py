@@ -31,11 +31,13 @@ import hashlib
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -45,8 +47,9 @@ DEFAULT_AGENT_ROOT = '/cc'
 CONNECTOR_CLI_VERSION = '1'
 CLI_VERSION_MODE = 'cli-version'
 CHECKS_PASSED_LINE = 'cc-agent: connector checks passed'  # on stderr; the controller waits for it
-PYCACHE_DIR_NAME = 'pycache'  # below the agent root, writable by the batch's user: the controller creates it
-STREAMS_DIR_NAME = 'streams'  # below the agent root, as pycache: the command's stdout/stderr when the CLI names none
+STREAMS_DIR_NAME = 'streams'  # below the agent root, writable by the batch's user: the command's stdout/stderr when
+# the CLI names none (the controller creates it)
+FORK_SERVER_FLAG = '--connector-fork-server'  # `agent.py FLAG MODULE TARGET`: the fork server of one connector
 STREAM_FILES_KEY = 'streamFiles'  # the result's {'stdout': path, 'stderr': path} of the command's streams, or None
 
 DEFAULT_OPTIONS = {
@@ -710,6 +713,64 @@ def connector_outcome_problems(invocation, outcome):
     return []
 
 
+PYTHON_NAME_PATTERN = re.compile(r'python[0-9.]*$')
+LAUNCHER_IMPORT_PATTERN = re.compile(r'from ([A-Za-z_][A-Za-z0-9_.]*) import ([A-Za-z_][A-Za-z0-9_]*)$')
+LAUNCHER_MAIN_PATTERN = re.compile(r"""if __name__ == (['"])__main__\1:$""")
+LAUNCHER_EXIT_PATTERN = re.compile(r'sys\.exit\(([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\(\)\)$')
+LAUNCHER_ARGV0_PREFIX = 'sys.argv[0] = re.sub('
+LAUNCHER_ARGV0_SUFFIXES = re.compile(r'(-script\.pyw?|\.exe)?$')  # what that line of pip's launchers removes
+
+
+def console_script_entry(text):
+    """(interpreter argv, module, target) when `text` is a console-script launcher as pip writes them, else None.
+
+    Such a launcher is a python shebang, `import re` / `import sys`, one `from MODULE import NAME`, and under
+    `if __name__ == '__main__':` pip's fix of argv[0] and `sys.exit(NAME[.ATTR...]())`; `target` is
+    `NAME[.ATTR...]`. Nothing else is accepted (a comment or blank line aside): importing such a connector's module
+    runs none of its work, so a fork server may import it once and run every call as a fork (pure).
+    """
+    lines = text.splitlines()
+    if not lines or not lines[0].startswith('#!'):
+        return None
+    interpreter = lines[0][2:].split()
+    if len(interpreter) == 2 and os.path.basename(interpreter[0]) == 'env':
+        python = interpreter[1]
+    elif len(interpreter) == 1:
+        python = interpreter[0]
+    else:
+        return None
+    if not PYTHON_NAME_PATTERN.match(os.path.basename(python)):
+        return None
+    imported = target = None
+    in_main = False
+    for line in lines[1:]:
+        code = line.strip()
+        if not code or code.startswith('#'):
+            continue
+        top_level = line == code
+        if top_level and not in_main and code in ('import re', 'import sys'):
+            continue
+        match = LAUNCHER_IMPORT_PATTERN.match(code)
+        if top_level and not in_main and match and imported is None:
+            imported = match.groups()
+            continue
+        if top_level and not in_main and LAUNCHER_MAIN_PATTERN.match(code):
+            in_main = True
+            continue
+        if not in_main or top_level:
+            return None
+        if code.startswith(LAUNCHER_ARGV0_PREFIX) and code.endswith(', sys.argv[0])'):
+            continue
+        match = LAUNCHER_EXIT_PATTERN.match(code)
+        if match and target is None:
+            target = match.group(1)
+            continue
+        return None
+    if imported is None or target is None or target.split('.')[0] != imported[1]:
+        return None
+    return interpreter, imported[0], target
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Result helpers (pure)
 # ---------------------------------------------------------------------------------------------------------------------
@@ -808,52 +869,262 @@ def write_private_json(private_dir, prefix, data):
     return path
 
 
-def connector_environment(environ, agent_root):
-    """The environment of connector processes (pure): Python's compiled files go to one directory of the agent, so
-    that of the connector runs of a batch (each a process of its own) only the first compiles its imports, also in an
-    image whose packages came without .pyc files and cannot be written by the batch's user (pip --no-compile,
-    PYTHONDONTWRITEBYTECODE): 0.3 s of CPU per run otherwise. The command keeps the image's own environment."""
-    env = dict(environ)
-    env.pop('PYTHONDONTWRITEBYTECODE', None)
-    env['PYTHONPYCACHEPREFIX'] = os.path.join(agent_root, PYCACHE_DIR_NAME)
-    return env
+def process_return_code(status):
+    """A `waitpid` status as subprocess reports it: the exit code, or -N when signal N killed the process."""
+    if os.WIFSIGNALED(status):
+        return -os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
 
 
-def run_connector(invocation, private_dir):
-    """Run one connector call, its access (and listing) in private 0600 files deleted right after.
+def write_line(fd, data):
+    """Write `data` as one JSON line to the raw file descriptor `fd` (unbuffered: nothing is left for a fork)."""
+    data_bytes = (json.dumps(data) + '\n').encode('utf-8')
+    while data_bytes:
+        data_bytes = data_bytes[os.write(fd, data_bytes):]
 
-    Returns {'returnCode', 'stdout', 'stderr', 'error'} ('error' set when it could not be started).
-    """
-    written_paths = []
+
+def load_entry_point(module_name, target):
+    """The callable `target` (`NAME[.ATTR...]`) as `from MODULE import NAME` gives it."""
+    import importlib
+    module = importlib.import_module(module_name)
+    name, _, attributes = target.partition('.')
     try:
-        access_file_path = None
-        listing_file_path = None
-        if invocation['mode'] not in (CLI_VERSION_MODE, 'umount-dir'):
-            access_file_path = write_private_json(private_dir, 'access-', invocation['access'])
-            written_paths.append(access_file_path)
-        if invocation['listing'] is not None:
-            listing_file_path = write_private_json(private_dir, 'listing-', invocation['listing'])
-            written_paths.append(listing_file_path)
-        argv = connector_argv(invocation, access_file_path, listing_file_path)
+        entry = getattr(module, name)
+    except AttributeError:  # `from PACKAGE import SUBMODULE`
+        entry = importlib.import_module('{}.{}'.format(module_name, name))
+    for attribute in attributes.split('.') if attributes else ():
+        entry = getattr(entry, attribute)
+    return entry
+
+
+class ForkServerChild(Exception):
+    """Raised in a process forked by the fork server: it is now a connector call, to run at the top level."""
+
+    def __init__(self, entry):
+        super(ForkServerChild, self).__init__('connector call')
+        self.entry = entry
+
+
+def serve_connector_forks(module_name, target):
+    """The fork server of one console-script connector: `python3 agent.py --connector-fork-server MODULE TARGET`.
+
+    Imports the connector's module once and says so (one JSON line on stdout: {ready[, error]}), then forks one
+    child per request read from stdin (one JSON line: {id, argv, stdout, stderr}) and reports each child's exit as
+    one JSON line {id, returnCode}; returns when stdin is closed and every child has ended. In a child it raises
+    ForkServerChild: the child's streams are the request's files and sys.argv is its argv, and the caller runs the
+    entry point as the launcher's last line would (`sys.exit(entry())`), so that a call ends exactly as a process
+    of its own does (SystemExit, uncaught exceptions, atexit handlers, flushed streams).
+    """
+    reply_fd = os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 1)  # what the imports print must not reach the replies
+    try:
+        entry = load_entry_point(module_name, target)
+    except BaseException as error:
+        write_line(reply_fd, {'ready': False, 'error': '{}: {}'.format(type(error).__name__, error)})
+        return
+    write_line(reply_fd, {'ready': True})
+    wake_read, wake_write = os.pipe()
+    for fd in (wake_read, wake_write):
+        os.set_blocking(fd, False)
+    signal.signal(signal.SIGCHLD, lambda signal_number, frame: None)
+    signal.set_wakeup_fd(wake_write)
+    children = {}
+    pending = b''
+    reading = True
+    while reading or children:
+        readable = select.select([0, wake_read] if reading else [wake_read], [], [])[0]
+        if wake_read in readable:
+            while True:
+                try:
+                    if not os.read(wake_read, 4096):
+                        break
+                except BlockingIOError:
+                    break
+        if 0 in readable:
+            chunk = os.read(0, 65536)
+            reading = bool(chunk)
+            pending += chunk
+            while b'\n' in pending:
+                line, pending = pending.split(b'\n', 1)
+                request = json.loads(line.decode('utf-8'))
+                sys.stdout.flush()
+                sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    signal.set_wakeup_fd(-1)
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    for fd in (reply_fd, wake_read, wake_write):
+                        os.close(fd)
+                    os.dup2(devnull, 0)
+                    for fd, path in ((1, request['stdout']), (2, request['stderr'])):
+                        stream_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                        os.dup2(stream_fd, fd)
+                        os.close(stream_fd)
+                    os.close(devnull)
+                    argv = request['argv']
+                    sys.argv = [LAUNCHER_ARGV0_SUFFIXES.sub('', argv[0])] + argv[1:]
+                    raise ForkServerChild(entry)
+                children[pid] = request['id']
+        while children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            if pid in children:
+                write_line(reply_fd, {'id': children.pop(pid), 'returnCode': process_return_code(status)})
+
+
+class ForkServer:
+    """The agent's end of one connector's fork server (serve_connector_forks): calls from any thread."""
+
+    def __init__(self, interpreter, module_name, target, agent_path):
+        self.process = subprocess.Popen(interpreter + [agent_path, FORK_SERVER_FLAG, module_name, target],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.ready = json.loads(self.process.stdout.readline().decode('utf-8') or '{"ready": false}')['ready']
+        self._lock = threading.Lock()
+        self._next_id = 0
+        self._waiting = {}  # id -> [threading.Event, return code]
+        if self.ready:
+            threading.Thread(target=self._read_replies, daemon=True).start()
+        else:
+            self.close()
+
+    def call(self, argv, stdout_path, stderr_path):
+        """Run the connector with `argv` (its streams into the two files); its return code, None when the server
+        ended before the call did."""
+        waiter = [threading.Event(), None]
+        with self._lock:
+            self._next_id += 1
+            self._waiting[self._next_id] = waiter
+            request = {'id': self._next_id, 'argv': argv, 'stdout': stdout_path, 'stderr': stderr_path}
+            try:
+                self.process.stdin.write((json.dumps(request) + '\n').encode('utf-8'))
+                self.process.stdin.flush()
+            except (OSError, ValueError):
+                self._waiting.pop(self._next_id)
+                return None
+        waiter[0].wait()
+        return waiter[1]
+
+    def _read_replies(self):
+        for line in self.process.stdout:
+            reply = json.loads(line.decode('utf-8'))
+            with self._lock:
+                waiter = self._waiting.pop(reply['id'], None)
+            if waiter is not None:
+                waiter[1] = reply['returnCode']
+                waiter[0].set()
+        with self._lock:  # the server ended: no reply will come
+            for waiter in self._waiting.values():
+                waiter[0].set()
+            self._waiting.clear()
+
+    def close(self):
+        """Close the server's stdin: it ends once its running calls have."""
         try:
-            completed = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, env=connector_environment(
-                                           os.environ, os.environ.get(AGENT_ROOT_ENV_VAR) or DEFAULT_AGENT_ROOT))
+            self.process.stdin.close()
+        except OSError:
+            pass
+
+
+class ConnectorRunner:
+    """Runs connector calls, each with its access (and listing) in private 0600 files deleted right after.
+
+    A connector installed as a console script (console_script_entry) runs through a fork server started at its
+    first call: its module is imported once per container and every call is a fork of that process, so that the
+    connector calls of a batch (checks, receives, sends) do not each start an interpreter and import the connector
+    again: 0.3-0.4 s of CPU per call in an image whose packages have no .pyc files (pip --no-compile), 0.1 s with
+    them. Any other connector (or one whose import fails) runs as a process of its own.
+    """
+
+    def __init__(self, private_dir):
+        self.private_dir = private_dir
+        self._lock = threading.Lock()
+        self._servers = {}  # command -> ForkServer, or None when it runs as processes
+
+    def run(self, invocation):
+        """Run one connector call; {'returnCode', 'stdout', 'stderr', 'error'} ('error' set when it could not be
+        started)."""
+        written_paths = []
+        try:
+            access_file_path = None
+            listing_file_path = None
+            if invocation['mode'] not in (CLI_VERSION_MODE, 'umount-dir'):
+                access_file_path = write_private_json(self.private_dir, 'access-', invocation['access'])
+                written_paths.append(access_file_path)
+            if invocation['listing'] is not None:
+                listing_file_path = write_private_json(self.private_dir, 'listing-', invocation['listing'])
+                written_paths.append(listing_file_path)
+            argv = connector_argv(invocation, access_file_path, listing_file_path)
+            executable = shutil.which(invocation['command'])
+            if executable is None:
+                return connector_not_started(invocation, 'was not found in PATH')
+            server = self._server(executable)
+            if server is not None:
+                outcome = self._forked(server, [executable] + argv[1:], written_paths)
+                if outcome is not None:
+                    return outcome
+            return self._process(invocation, [executable] + argv[1:])
+        finally:
+            for path in written_paths:
+                try:
+                    os.remove(path)
+                except OSError:
+                    pass
+
+    def _server(self, executable):
+        with self._lock:
+            if executable not in self._servers:
+                self._servers[executable] = None
+                try:
+                    with open(executable, 'rb') as handle:
+                        entry = console_script_entry(handle.read(4096).decode('utf-8', 'replace'))
+                    if entry is not None:
+                        server = ForkServer(entry[0], entry[1], entry[2], os.path.abspath(__file__))
+                        self._servers[executable] = server if server.ready else None
+                except (OSError, ValueError):
+                    pass
+            return self._servers[executable]
+
+    def _forked(self, server, argv, written_paths):
+        """A call through the fork server; None when the server ended before it did (then it runs as a process)."""
+        stream_paths = []
+        for prefix in ('stdout-', 'stderr-'):
+            fd, path = tempfile.mkstemp(prefix=prefix, dir=self.private_dir)
+            os.close(fd)
+            written_paths.append(path)
+            stream_paths.append(path)
+        return_code = server.call(argv, stream_paths[0], stream_paths[1])
+        if return_code is None:
+            return None
+        texts = []
+        for path in stream_paths:
+            with open(path, 'rb') as handle:
+                texts.append(handle.read().decode('utf-8', 'replace'))
+        return {'returnCode': return_code, 'stdout': texts[0], 'stderr': texts[1], 'error': None}
+
+    @staticmethod
+    def _process(invocation, argv):
+        try:
+            completed = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as error:
-            if isinstance(error, FileNotFoundError):
-                message = 'connector command {!r} was not found in PATH'.format(invocation['command'])
-            else:
-                message = 'connector command {!r} could not be started: {}'.format(
-                    invocation['command'], error.strerror or error)
-            return {'returnCode': None, 'stdout': '', 'stderr': '', 'error': message}
+            return connector_not_started(invocation, 'could not be started: {}'.format(error.strerror or error))
         return {'returnCode': completed.returncode, 'stdout': completed.stdout.decode('utf-8', 'replace'),
                 'stderr': completed.stderr.decode('utf-8', 'replace'), 'error': None}
-    finally:
-        for path in written_paths:
-            try:
-                os.remove(path)
-            except OSError:
-                pass
+
+    def close(self):
+        with self._lock:
+            for server in self._servers.values():
+                if server is not None:
+                    server.close()
+
+
+def connector_not_started(invocation, why):
+    return {'returnCode': None, 'stdout': '', 'stderr': '',
+            'error': 'connector command {!r} {}'.format(invocation['command'], why)}
 
 
 def run_concurrently(tasks, max_workers):
@@ -869,12 +1140,12 @@ def run_concurrently(tasks, max_workers):
         pool.shutdown(wait=False)
 
 
-def run_connectors_concurrently(invocations, private_dir, options, after_success=None):
+def run_connectors_concurrently(invocations, runner, options, after_success=None):
     """Run connector calls concurrently; return all problems (optionally running `after_success(invocation)`,
     which returns problems, in the same thread right after a call succeeded)."""
     def task_for(invocation):
         def task():
-            problems = connector_outcome_problems(invocation, run_connector(invocation, private_dir))
+            problems = connector_outcome_problems(invocation, runner.run(invocation))
             if not problems and after_success is not None:
                 problems = after_success(invocation)
             return problems
@@ -944,14 +1215,14 @@ def check_received_input(transfer):
 # I/O: batch phases
 # ---------------------------------------------------------------------------------------------------------------------
 
-def check_connectors(transfers, options, private_dir, result):
+def check_connectors(transfers, options, runner, result):
     """Phase 1: connector CLI versions and access validations, all concurrently. Returns problems.
 
     Records the outcome in result['connectorChecks'] (passed | failed | skipped) and, unless a check failed,
     prints CHECKS_PASSED_LINE on stderr at once: the controller watches for it to start the experiment's other
     batches without checks, long before this batch ends."""
     invocations = connector_check_invocations(transfers, options)
-    problems = run_connectors_concurrently(invocations, private_dir, options) if invocations else []
+    problems = run_connectors_concurrently(invocations, runner, options) if invocations else []
     result['connectorChecks'] = 'failed' if problems else 'passed' if invocations else 'skipped'
     if not problems:
         sys.stderr.write(CHECKS_PASSED_LINE + '\n')
@@ -959,7 +1230,7 @@ def check_connectors(transfers, options, private_dir, result):
     return problems
 
 
-def receive_inputs(transfers, options, private_dir, mounted_paths):
+def receive_inputs(transfers, options, runner, mounted_paths):
     """Phase 2: mounts (concurrently), then receives (concurrently), each checked right after. Successful mounts
     are appended to `mounted_paths` as (command, path). Returns problems."""
     by_path = dict((t['path'], t) for t in transfers)
@@ -975,20 +1246,20 @@ def receive_inputs(transfers, options, private_dir, mounted_paths):
     problems = []
     for mount_phase in (True, False):
         invocations = [connector_invocation(t, transfer_modes(t)[1]) for t in transfers if t['mount'] == mount_phase]
-        problems.extend(run_connectors_concurrently(invocations, private_dir, options, after_success))
+        problems.extend(run_connectors_concurrently(invocations, runner, options, after_success))
         if problems:
             break
     return problems
 
 
-def unmount_inputs(mounted_paths, options, private_dir):
+def unmount_inputs(mounted_paths, options, runner):
     """`umount-dir PATH` for every mounted input. Returns problems."""
     invocations = [{'label': 'mounted input {!r}'.format(path), 'command': command, 'mode': 'umount-dir',
                     'access': None, 'path': path, 'listing': None} for command, path in mounted_paths]
-    return run_connectors_concurrently(invocations, private_dir, options)
+    return run_connectors_concurrently(invocations, runner, options)
 
 
-def send_outputs(output_connectors, selected_paths, options, private_dir):
+def send_outputs(output_connectors, selected_paths, options, runner):
     """Phase 4: send every output with a connector, concurrently. Returns problems."""
     invocations = []
     for planned in output_connectors:
@@ -996,7 +1267,7 @@ def send_outputs(output_connectors, selected_paths, options, private_dir):
         if transfer['path'] is None:
             continue  # optional output that was not produced
         invocations.append(connector_invocation(transfer, transfer_modes(transfer)[1]))
-    return run_connectors_concurrently(invocations, private_dir, options)
+    return run_connectors_concurrently(invocations, runner, options)
 
 
 def find_output_matches(output_globs, outputs_dir):
@@ -1122,7 +1393,7 @@ def run_command_phase(result, command, outputs_dir, stream_names, streams_dir):
     return []
 
 
-def run_batch(job, agent_root, private_dir, result):
+def run_batch(job, agent_root, runner, result):
     """Run one batch described by `job`, filling in `result` (see new_result) as it goes; return it.
 
     Problems with the job or any phase end in state failed with debugInfo lines; only unexpected exceptions (and
@@ -1148,10 +1419,10 @@ def run_batch(job, agent_root, private_dir, result):
         output_globs = plan_output_globs(cli_description, local_inputs, stream_names)
         output_connectors = plan_output_connectors(cli_description, job.get('outputs'))
 
-        problems = check_connectors(input_transfers + output_connectors, options, private_dir, result)
+        problems = check_connectors(input_transfers + output_connectors, options, runner, result)
         if problems:
             return fail(result, problems)
-        problems = receive_inputs(input_transfers, options, private_dir, mounted_paths)
+        problems = receive_inputs(input_transfers, options, runner, mounted_paths)
         if problems:
             return fail(result, problems)
         result['inputs'] = describe_inputs_for_result(local_inputs, input_sizes_bytes(local_inputs))
@@ -1166,7 +1437,7 @@ def run_batch(job, agent_root, private_dir, result):
         result['outputs'] = describe_outputs_for_result(selected_paths, set())
         if problems:
             return fail(result, problems)
-        problems = send_outputs(output_connectors, selected_paths, options, private_dir)
+        problems = send_outputs(output_connectors, selected_paths, options, runner)
         if problems:
             return fail(result, problems)
         sent_keys = set(planned['key'] for planned in output_connectors)
@@ -1177,7 +1448,7 @@ def run_batch(job, agent_root, private_dir, result):
         return fail(result, error.lines)
     finally:
         if mounted_paths:
-            unmount_problems = unmount_inputs(mounted_paths, options, private_dir)
+            unmount_problems = unmount_inputs(mounted_paths, options, runner)
             if result['state'] == 'failed':
                 result['debugInfo'].extend(unmount_problems)
 
@@ -1250,13 +1521,14 @@ def main(argv):
     job_file_path = argv[1] if len(argv) > 1 else os.path.join(agent_root, 'job.json')
     secret_strings = []
     result = new_result()
-    private_dir = None
+    private_dir = runner = None
     try:
         signal.signal(signal.SIGTERM, raise_agent_terminated)
         job = read_and_delete_job_file(job_file_path)
         secret_strings = collect_secret_strings(job)
         private_dir = tempfile.mkdtemp(prefix='cc-agent-')
-        run_batch(job, agent_root, private_dir, result)
+        runner = ConnectorRunner(private_dir)
+        run_batch(job, agent_root, runner, result)
     except JobError as error:
         fail(result, error.lines)
     except AgentTerminated as error:
@@ -1264,6 +1536,8 @@ def main(argv):
     except BaseException as error:  # never exit with a traceback only
         fail(result, internal_error_lines(error))
     finally:
+        if runner is not None:
+            runner.close()
         if private_dir is not None:
             shutil.rmtree(private_dir, ignore_errors=True)
     try:
@@ -1274,7 +1548,15 @@ def main(argv):
     return 0
 
 
-if __name__ == '__main__':
+if __name__ == '__main__' and sys.argv[1:2] == [FORK_SERVER_FLAG]:
+    connector_entry = None
+    try:
+        serve_connector_forks(sys.argv[2], sys.argv[3])
+    except ForkServerChild as child:
+        connector_entry = child.entry
+    if connector_entry is not None:  # a connector call: it ends as the launcher script would
+        sys.exit(connector_entry())
+elif __name__ == '__main__':
     exit_code = main(sys.argv)
     sys.stderr.flush()
     # do not wait for connector threads still running after SIGTERM

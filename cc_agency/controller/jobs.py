@@ -25,7 +25,6 @@ AGENT_SOURCE_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'ag
 AGENT_PATH = '/cc/agent.py'
 JOB_PATH = '/cc/job.json'
 ENTRYPOINT = ['python3', AGENT_PATH, JOB_PATH]
-PYCACHE_DIR = '/cc/' + ccagent.PYCACHE_DIR_NAME  # the connectors' compiled files (ccagent.connector_environment)
 STREAMS_DIR = '/cc/' + ccagent.STREAMS_DIR_NAME  # the command's stdout/stderr files (ccagent.run_command_phase)
 # the most of a container's stdout the controller reads (its tail): the agent's result, which names the files of the
 # command's stdout and stderr instead of holding them (the controller reads those with get_archive), so it is the
@@ -122,7 +121,6 @@ def container_archive(job, agent_source, uid=0):
         _add(archive, 'cc', mode=0o755, uid=uid)
         _add(archive, 'cc/inputs', mode=0o755, uid=uid)
         _add(archive, 'cc/outputs', mode=0o755, uid=uid)
-        _add(archive, PYCACHE_DIR.lstrip('/'), mode=0o700, uid=uid)
         _add(archive, STREAMS_DIR.lstrip('/'), mode=0o700, uid=uid)
         _add(archive, 'cc/agent.py', agent_source, mode=0o644, uid=uid)
         _add(archive, 'cc/job.json', json.dumps(job).encode('utf-8'), mode=0o600, uid=uid)

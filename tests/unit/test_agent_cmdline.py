@@ -451,3 +451,53 @@ def test_expected_listing_entries():
     entries = ccagent.expected_listing_entries('/d', listing)
     assert [(e['path'], e['class'], e['sizeBytes']) for e in entries] == [
         ('/d/a', 'File', 1), ('/d/sub', 'Directory', None), ('/d/sub/b', 'File', None)]
+
+
+# ---- console-script launchers (which connectors a fork server may import) --------------------------------------
+
+PIP_LAUNCHER = '''#!/usr/bin/python3
+# -*- coding: utf-8 -*-
+import re
+import sys
+from red_connector_http.main import main
+if __name__ == '__main__':
+    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
+    sys.exit(main())
+'''
+
+
+@pytest.mark.parametrize('text, expected', [
+    (PIP_LAUNCHER, (['/usr/bin/python3'], 'red_connector_http.main', 'main')),
+    # the test image's launcher: no argv[0] fix, double quotes, blank lines and comments
+    ('#!/usr/bin/python3\n# Launcher\nimport sys\n\nfrom red_connector_http.http.main import main\n\n'
+     'if __name__ == "__main__":\n    sys.exit(main())\n',
+     (['/usr/bin/python3'], 'red_connector_http.http.main', 'main')),
+    # an entry point `module:object.attribute`, a venv's interpreter, `env`
+    (PIP_LAUNCHER.replace('from red_connector_http.main import main', 'from pkg.cli import app').replace(
+        'sys.exit(main())', 'sys.exit(app.run())').replace('#!/usr/bin/python3', '#!/venv/bin/python3.11'),
+     (['/venv/bin/python3.11'], 'pkg.cli', 'app.run')),
+    (PIP_LAUNCHER.replace('#!/usr/bin/python3', '#!/usr/bin/env python3'),
+     (['/usr/bin/env', 'python3'], 'red_connector_http.main', 'main')),
+])
+def test_console_script_entry_of_launchers(text, expected):
+    assert ccagent.console_script_entry(text) == expected
+
+
+@pytest.mark.parametrize('text', [
+    '',
+    'import sys\nfrom m import main\nsys.exit(main())\n',  # no shebang
+    PIP_LAUNCHER.replace('#!/usr/bin/python3', '#!/bin/sh'),
+    PIP_LAUNCHER.replace('#!/usr/bin/python3', '#!/usr/bin/python3 -S'),  # interpreter options
+    PIP_LAUNCHER.replace('import sys\n', 'import sys\nprint("work at import")\n'),  # code that runs on import
+    PIP_LAUNCHER.replace('import sys\n', 'import sys\nimport os\n'),
+    PIP_LAUNCHER.replace('    sys.exit(main())\n', '    main()\n'),
+    PIP_LAUNCHER + 'main()\n',  # code after the guard runs on import too
+    PIP_LAUNCHER.replace('    sys.exit(main())\n', '    sys.exit(main())\n    sys.exit(main())\n'),
+    PIP_LAUNCHER.replace('sys.exit(main())', 'sys.exit(other())'),  # not what was imported
+    PIP_LAUNCHER.replace('from red_connector_http.main import main\n',
+                         'from red_connector_http.main import main\nfrom x import main\n'),
+    '#!/usr/bin/python3\nimport sys\nif __name__ == "__main__":\n    sys.exit(main())\n',  # nothing imported
+    '#!/usr/bin/python3\nfrom m import main\nmain()\n',  # no guard: the script is the connector's work
+])
+def test_console_script_entry_refuses_anything_else(text):
+    assert ccagent.console_script_entry(text) is None

@@ -1,7 +1,5 @@
 """The controller and the agent in the container share one contract: the checks the controller records as passed
 are exactly the connector calls the agent makes to check, and the line and version are the agent's own."""
-import io
-import tarfile
 
 from cc_agency import version
 from cc_agency.agent import ccagent
@@ -55,11 +53,3 @@ def test_the_checks_the_controller_records_are_the_checks_the_agent_runs():
 def test_the_checks_passed_line_and_the_cli_version_are_the_agents():
     assert jobs.CHECKS_PASSED_LINE == ccagent.CHECKS_PASSED_LINE.encode('utf-8')
     assert version.CONNECTOR_CLI_VERSION == ccagent.CONNECTOR_CLI_VERSION
-
-
-def test_connectors_share_compiled_files_in_the_directory_the_controller_creates():
-    env = ccagent.connector_environment({'PATH': '/bin', 'PYTHONDONTWRITEBYTECODE': '1'}, '/cc')
-    assert env == {'PATH': '/bin', 'PYTHONPYCACHEPREFIX': jobs.PYCACHE_DIR}
-    archive = tarfile.open(fileobj=io.BytesIO(jobs.container_archive({}, b'', uid=1000)))
-    pycache = archive.getmember(jobs.PYCACHE_DIR.lstrip('/'))
-    assert pycache.isdir() and pycache.uid == 1000 and pycache.mode == 0o700

@@ -23,52 +23,63 @@ AGENT_PATH = os.path.abspath(ccagent.__file__)
 CONNECTOR_NAME = 'fake-connector'
 SECRET_PASSWORD = 'hunter2-very-secret'
 
+# the connector's work, in `main()`; its process id at import time tells whether a call ran in the process that
+# imported it (a script of its own) or in a fork of a fork server (a console-script launcher)
 FAKE_CONNECTOR_SOURCE = r'''
 import json, os, shutil, stat, sys, time
 
-mode = sys.argv[1]
-args = sys.argv[2:]
-log_path = os.environ.get('FAKECON_LOG')
-if log_path:
-    access_mode = ''
-    if args and os.path.isfile(args[0]):
-        access_mode = oct(stat.S_IMODE(os.stat(args[0]).st_mode))
-    with open(log_path, 'a') as log:
-        log.write(json.dumps({'mode': mode, 'args': args, 'accessMode': access_mode}) + '\n')
-print('connector chatter on stdout')
-if mode == 'cli-version':
-    print(os.environ.get('FAKECON_VERSION', '1'))
-    sys.exit(0)
-if mode == 'umount-dir':
-    sys.exit(0)
-with open(args[0]) as f:
-    access = json.load(f)
-if mode.endswith('-validate'):
-    if access.get('invalid'):
-        sys.stderr.write('access is invalid: missing path\n')
-        sys.exit(2)
-    sys.exit(0)
-if access.get('fail'):
-    sys.stderr.write('cannot reach server with password {}\n'.format(access.get('password')))
-    sys.exit(3)
-if access.get('sleepSeconds'):
-    slept_from = time.time()
-    time.sleep(float(access['sleepSeconds']))
+IMPORTED_IN = os.getpid()
+
+
+def main():
+    mode = sys.argv[1]
+    args = sys.argv[2:]
+    log_path = os.environ.get('FAKECON_LOG')
     if log_path:
+        access_mode = ''
+        if args and os.path.isfile(args[0]):
+            access_mode = oct(stat.S_IMODE(os.stat(args[0]).st_mode))
         with open(log_path, 'a') as log:
-            log.write(json.dumps({'mode': 'slept', 'from': slept_from, 'to': time.time()}) + '\n')
-target = args[1]
-if mode == 'receive-file':
-    shutil.copyfile(access['path'], target)
-elif mode in ('receive-dir', 'mount-dir'):
-    shutil.copytree(access['path'], target)
-elif mode == 'send-file':
-    shutil.copyfile(target, access['path'])
-elif mode == 'send-dir':
-    shutil.copytree(target, access['path'])
-else:
-    sys.stderr.write('unknown mode ' + mode + '\n')
-    sys.exit(4)
+            log.write(json.dumps({'mode': mode, 'args': args, 'accessMode': access_mode, 'argv0': sys.argv[0],
+                                  'forked': os.getpid() != IMPORTED_IN}) + '\n')
+    print('connector chatter on stdout')
+    if mode == 'cli-version':
+        print(os.environ.get('FAKECON_VERSION', '1'))
+        sys.exit(0)
+    if mode == 'umount-dir':
+        sys.exit(0)
+    with open(args[0]) as f:
+        access = json.load(f)
+    if mode.endswith('-validate'):
+        if access.get('invalid'):
+            sys.stderr.write('access is invalid: missing path\n')
+            sys.exit(2)
+        sys.exit(0)
+    if access.get('fail'):
+        sys.stderr.write('cannot reach server with password {}\n'.format(access.get('password')))
+        sys.exit(3)
+    if access.get('crash'):
+        raise RuntimeError('the connector crashed')
+    if access.get('killed'):
+        os.kill(os.getpid(), 9)
+    if access.get('sleepSeconds'):
+        slept_from = time.time()
+        time.sleep(float(access['sleepSeconds']))
+        if log_path:
+            with open(log_path, 'a') as log:
+                log.write(json.dumps({'mode': 'slept', 'from': slept_from, 'to': time.time()}) + '\n')
+    target = args[1]
+    if mode == 'receive-file':
+        shutil.copyfile(access['path'], target)
+    elif mode in ('receive-dir', 'mount-dir'):
+        shutil.copytree(access['path'], target)
+    elif mode == 'send-file':
+        shutil.copyfile(target, access['path'])
+    elif mode == 'send-dir':
+        shutil.copytree(target, access['path'])
+    else:
+        sys.stderr.write('unknown mode ' + mode + '\n')
+        sys.exit(4)
 '''
 
 TOOL_SOURCE = r'''
@@ -92,13 +103,32 @@ sys.exit(args.exit)
 '''
 
 
-@pytest.fixture
-def sandbox(tmp_path):
-    """Directories, fake connector, tool script and environment for one agent run."""
+# how pip installs a connector's console script (what `entry_points={'console_scripts': [...]}` gives)
+PIP_LAUNCHER = '''#!{python}
+# -*- coding: utf-8 -*-
+import re
+import sys
+from fake_connector_impl import main
+if __name__ == '__main__':
+    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
+    sys.exit(main())
+'''
+
+
+@pytest.fixture(params=['script', 'console-script'])
+def sandbox(tmp_path, request):
+    """Directories, fake connector, tool script and environment for one agent run. The connector is a script of
+    its own (a process per call) or a module with pip's console-script launcher (calls forked by a fork server)."""
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir()
     connector_path = bin_dir / CONNECTOR_NAME
-    connector_path.write_text('#!{}\n{}'.format(sys.executable, FAKE_CONNECTOR_SOURCE))
+    library_dir = tmp_path / 'lib'
+    library_dir.mkdir()
+    if request.param == 'script':
+        connector_path.write_text('#!{}\n{}\nmain()\n'.format(sys.executable, FAKE_CONNECTOR_SOURCE))
+    else:
+        (library_dir / 'fake_connector_impl.py').write_text(FAKE_CONNECTOR_SOURCE)
+        connector_path.write_text(PIP_LAUNCHER.format(python=sys.executable))
     connector_path.chmod(0o755)
     tool_path = tmp_path / 'tool.py'
     tool_path.write_text(TOOL_SOURCE)
@@ -111,9 +141,11 @@ def sandbox(tmp_path):
     private_tmp.mkdir()
     env = dict(os.environ)
     env.update({'PATH': '{}{}{}'.format(bin_dir, os.pathsep, env.get('PATH', '')), 'CC_AGENT_ROOT': str(root),
-                'FAKECON_LOG': str(tmp_path / 'connector.log'), 'TMPDIR': str(private_tmp)})
+                'FAKECON_LOG': str(tmp_path / 'connector.log'), 'TMPDIR': str(private_tmp),
+                'PYTHONPATH': str(library_dir)})
     return {'tmp': tmp_path, 'root': root, 'remote': remote, 'tool': str(tool_path), 'env': env,
-            'log': tmp_path / 'connector.log', 'privateTmp': private_tmp}
+            'log': tmp_path / 'connector.log', 'privateTmp': private_tmp, 'forked': request.param != 'script',
+            'connector': str(connector_path)}
 
 
 def connector(**access):
@@ -213,6 +245,10 @@ def test_success_with_file_input_string_int_and_file_output(sandbox, python):
                                                 'send-file', 'send-file-validate']
     assert [c['mode'] for c in calls][-2:] == ['receive-file', 'send-file']
     assert all(c['accessMode'] == '0o600' for c in calls if c['mode'] != 'cli-version')
+    # a console-script connector is imported once (by its fork server) and every call is a fork of it, with the
+    # argv[0] a process of its own would have
+    assert [c['forked'] for c in calls] == [sandbox['forked']] * 5
+    assert {c['argv0'] for c in calls} == {sandbox['connector']}
 
 
 def test_nonzero_exit_fails_with_code_and_stderr(sandbox):
@@ -251,6 +287,19 @@ def test_failing_connector_fails_with_its_stderr_without_secrets(sandbox):
     assert result['debugInfo'][0] == "input 'infile': fake-connector receive-file failed with exit code 3"
     assert result['debugInfo'][1] == '  cannot reach server with password ********'
     assert SECRET_PASSWORD not in json.dumps(result)
+
+
+def test_a_connector_that_crashes_or_is_killed_fails_as_a_process_would(sandbox):
+    job = tool_job(sandbox)
+    job['inputs']['infile']['connector']['access']['crash'] = True
+    _, result = run_agent(sandbox, job)
+    assert result['debugInfo'][0] == "input 'infile': fake-connector receive-file failed with exit code 1"
+    assert result['debugInfo'][-1] == '  RuntimeError: the connector crashed'
+    assert any('Traceback (most recent call last):' in line for line in result['debugInfo'])
+    job['inputs']['infile']['connector']['access'] = dict(job['inputs']['infile']['connector']['access'],
+                                                           crash=False, killed=True)
+    _, result = run_agent(sandbox, job)
+    assert result['debugInfo'] == ["input 'infile': fake-connector receive-file failed with exit code -9"]
 
 
 def test_version_check_failure(sandbox):
