@@ -25,9 +25,11 @@ Testing only: the environment variable CC_AGENT_ROOT replaces `/cc` (inputs and 
 default job file location).
 """
 
+import base64
 import concurrent.futures
 import glob
 import hashlib
+import importlib
 import json
 import os
 import re
@@ -51,6 +53,11 @@ STREAMS_DIR_NAME = 'streams'  # below the agent root, writable by the batch's us
 # the CLI names none (the controller creates it)
 FORK_SERVER_FLAG = '--connector-fork-server'  # `agent.py FLAG MODULE TARGET`: the fork server of one connector
 STREAM_FILES_KEY = 'streamFiles'  # the result's {'stdout': path, 'stderr': path} of the command's streams, or None
+# the result's {'stdout': base64, 'stderr': base64} of each stream file of at most STREAM_INLINE_MAX_BYTES (most
+# commands print little): the controller then reads no file from the container (one get_archive costs the engine
+# ~0.09 CPU-s); larger streams it reads from the files
+STREAM_DATA_KEY = 'streamData'
+STREAM_INLINE_MAX_BYTES = 64 * 1024
 
 DEFAULT_OPTIONS = {
     'validateConnectors': True,
@@ -854,7 +861,8 @@ def describe_inputs_for_result(local_inputs, sizes_bytes):
 def new_result():
     """A failed result with nothing done yet; run_batch fills it in."""
     return {'state': 'failed', 'command': [], 'process': {'returnCode': None, 'durationSeconds': None},
-            'inputs': {}, 'outputs': {}, 'connectorChecks': None, 'debugInfo': [], STREAM_FILES_KEY: None}
+            'inputs': {}, 'outputs': {}, 'connectorChecks': None, 'debugInfo': [], STREAM_FILES_KEY: None,
+            STREAM_DATA_KEY: None}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -885,7 +893,6 @@ def write_line(fd, data):
 
 def load_entry_point(module_name, target):
     """The callable `target` (`NAME[.ATTR...]`) as `from MODULE import NAME` gives it."""
-    import importlib
     module = importlib.import_module(module_name)
     name, _, attributes = target.partition('.')
     try:
@@ -1322,6 +1329,20 @@ def read_file_tail_bytes(path, max_bytes):
         return b''
 
 
+def small_streams(stream_paths):
+    """{stream: base64 of the file} for each stream file of at most STREAM_INLINE_MAX_BYTES."""
+    data = {}
+    for stream, path in stream_paths.items():
+        try:
+            with open(path, 'rb') as handle:
+                content = handle.read(STREAM_INLINE_MAX_BYTES + 1)
+        except OSError:
+            continue
+        if len(content) <= STREAM_INLINE_MAX_BYTES:
+            data[stream] = base64.b64encode(content).decode('ascii')
+    return data
+
+
 def run_experiment_command(command, outputs_dir, stdout_path, stderr_path):
     """Run the command in `outputs_dir` with its streams captured to files.
 
@@ -1384,6 +1405,7 @@ def run_command_phase(result, command, outputs_dir, stream_names, streams_dir):
     return_code, problem, duration_seconds = run_experiment_command(command, outputs_dir, stream_paths['stdout'],
                                                                     stream_paths['stderr'])
     result['process'] = {'returnCode': return_code, 'durationSeconds': round(duration_seconds, 3)}
+    result[STREAM_DATA_KEY] = small_streams(stream_paths)
     if problem is not None:
         return [problem]
     if return_code != 0:

@@ -12,6 +12,7 @@ checks are all recorded runs without them. Its own access data is then checked b
 step itself, which reports the same problems. A failed check is a permanent failure of the batch (the image or the
 access data is wrong; another attempt cannot help).
 """
+import base64
 import io
 import json
 import os
@@ -125,6 +126,23 @@ def container_archive(job, agent_source, uid=0):
         _add(archive, 'cc/agent.py', agent_source, mode=0o644, uid=uid)
         _add(archive, 'cc/job.json', json.dumps(job).encode('utf-8'), mode=0o600, uid=uid)
     return buffer.getvalue()
+
+
+def pop_inline_streams(result):
+    """{stream: bytes} of the streams the agent's result carries (small ones, base64), removed from `result` so
+    that only the masked copy kept in GridFS holds them; empty without a result or when they are malformed."""
+    if result is None:
+        return {}
+    carried = result.pop(ccagent.STREAM_DATA_KEY, None)
+    streams = {}
+    for stream in ccagent.STREAM_TYPES:
+        encoded = carried.get(stream) if isinstance(carried, dict) else None
+        if isinstance(encoded, str):
+            try:
+                streams[stream] = base64.b64decode(encoded.encode('ascii'), validate=True)
+            except (ValueError, UnicodeEncodeError):
+                continue
+    return streams
 
 
 def read_agent_source():

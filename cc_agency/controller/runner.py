@@ -15,10 +15,12 @@ command's stdout/stderr, exception messages) passes through the batch's `Masker`
 quote the values they were given, and only here are the batch's protected keys known (the agent sees them
 without their `_`). Container output is read with a byte limit (`Engine.log_tail`), never whole.
 
-The command's stdout and stderr are files in the container (the agent's result names them): after the exit they are
-read from the engine's tar stream up to `controller.max_output_bytes` each (`Engine.file_head`), masked as a whole
-(a value cut by the limit too), and kept in GridFS as the batch's output (cc_agency/batch_output.py), before the
-container is removed; only the latest attempt's output is kept.
+The command's stdout and stderr are files in the container (the agent's result names them, and carries those of
+at most 64 KiB itself): after the exit a larger one is read from the engine's tar stream up to
+`controller.max_output_bytes` (`Engine.file_head`); each is masked as a whole (a value cut by the limit too) and kept
+in GridFS as the batch's output (cc_agency/batch_output.py), before the container is removed; only the latest
+attempt's output is kept. A run that succeeded costs the engine a wait, one read of the container's stdout and the
+removal: the memory flag (inspect) and the container's stderr only explain a failure and are read only then.
 """
 import logging
 import threading
@@ -360,9 +362,14 @@ class BatchRun:
                 return
             if exit_code is None:
                 return
-            state = self.engine.inspect(self.container_id)['State']
             stdout, stdout_cut = self.engine.log_tail(self.container_id, 'stdout', jobs.RESULT_MAX_BYTES)
-            stderr_bytes, stderr_cut = self.engine.log_tail(self.container_id, 'stderr', STDERR_READ_BYTES)
+            raw_result = jobs.parse_agent_result(stdout)
+            # what only explains a failure is read only then: the memory flag, the container's own stderr
+            succeeded = exit_code == 0 and raw_result is not None and raw_result['state'] == SUCCEEDED
+            oom_killed = not succeeded and bool(self.engine.inspect(self.container_id)['State'].get('OOMKilled'))
+            stderr_bytes, stderr_cut = b'', False
+            if raw_result is None:
+                stderr_bytes, stderr_cut = self.engine.log_tail(self.container_id, 'stderr', STDERR_READ_BYTES)
         except docker.errors.NotFound:
             if not self._exited_in_time():
                 self._time_out()
@@ -377,10 +384,10 @@ class BatchRun:
             self._fail(PROCESSING, AttemptFailed(['lost node {} while reading the result: {}'.format(self.node, e)]),
                        remove=False)
             return
-        raw_result = jobs.parse_agent_result(stdout)
+        carried_streams = jobs.pop_inline_streams(raw_result)
         result = masked_agent_result(raw_result, self.masker)
         try:
-            self._store_output(jobs.stream_files(raw_result))
+            self._store_output(jobs.stream_files(raw_result), carried_streams)
         except (EngineError, docker.errors.APIError) as e:
             self._fail(PROCESSING, AttemptFailed(['lost node {} while reading the output: {}'.format(self.node, e)]),
                        remove=False)
@@ -389,7 +396,7 @@ class BatchRun:
         if result is None and stdout_cut:
             container_stderr += '\n(the container wrote more than {} bytes on stdout)'.format(jobs.RESULT_MAX_BYTES)
         try:
-            result = outcome_from_exit(result, exit_code, bool(state.get('OOMKilled')),
+            result = outcome_from_exit(result, exit_code, oom_killed,
                                        self.batch['requirements']['ramMiB'], container_stderr)
         except AttemptFailed as failure:
             self._fail(PROCESSING, failure)
@@ -398,13 +405,17 @@ class BatchRun:
             log.info('batch %s: result of stale attempt %d on node %s ignored', self.batch_id, self.attempt, self.node)
         self._remove_container()
 
-    def _store_output(self, files):
-        """Keep the command's stdout/stderr (files in the container, as the agent named them; none when the agent
-        stopped before the command), masked, unless a newer attempt already stored its own."""
+    def _store_output(self, files, carried):
+        """Keep the command's stdout/stderr (`carried` in the agent's result when small, else read from the files in
+        the container the agent named; none when the agent stopped before the command), masked, unless a newer
+        attempt already stored its own."""
         limit_bytes = self.context.max_output_bytes
         streams = {}
         for stream, path in files.items():
-            data, written_bytes = self.engine.file_head(self.container_id, path, limit_bytes + 1)
+            if stream in carried:
+                data, written_bytes = carried[stream][:limit_bytes + 1], len(carried[stream])
+            else:
+                data, written_bytes = self.engine.file_head(self.container_id, path, limit_bytes + 1)
             cut = len(data) > limit_bytes
             streams[stream] = (masked_stream(data[:limit_bytes], self.masker, cut), written_bytes or 0, cut)
         kept = self.lifecycle.persistently(lambda: batch_output.store(

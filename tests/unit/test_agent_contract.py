@@ -53,3 +53,19 @@ def test_the_checks_the_controller_records_are_the_checks_the_agent_runs():
 def test_the_checks_passed_line_and_the_cli_version_are_the_agents():
     assert jobs.CHECKS_PASSED_LINE == ccagent.CHECKS_PASSED_LINE.encode('utf-8')
     assert version.CONNECTOR_CLI_VERSION == ccagent.CONNECTOR_CLI_VERSION
+
+
+def test_the_streams_the_agent_carries_are_the_bytes_the_controller_keeps(tmp_path):
+    (tmp_path / 'stdout').write_bytes(bytes(range(256)))
+    (tmp_path / 'stderr').write_bytes(b'x' * (ccagent.STREAM_INLINE_MAX_BYTES + 1))  # too big: read from the file
+    result = {'state': 'succeeded', ccagent.STREAM_DATA_KEY: ccagent.small_streams(
+        {stream: str(tmp_path / stream) for stream in ccagent.STREAM_TYPES})}
+    assert jobs.pop_inline_streams(result) == {'stdout': bytes(range(256))}
+    assert result == {'state': 'succeeded'}  # the streams are not kept in the batch's result
+
+
+def test_malformed_carried_streams_are_left_out():
+    assert jobs.pop_inline_streams(None) == {}
+    assert jobs.pop_inline_streams({ccagent.STREAM_DATA_KEY: 'not a map'}) == {}
+    result = {ccagent.STREAM_DATA_KEY: {'stdout': '!!not base64!!', 'stderr': 'aGk=', 'other': 'aGk='}}
+    assert jobs.pop_inline_streams(result) == {'stderr': b'hi'}

@@ -6,6 +6,7 @@ copying local files: receive-* copies from `access.path`, send-* copies to `acce
 under other interpreters.
 """
 
+import base64
 import http.server
 import json
 import os
@@ -193,15 +194,18 @@ def run_agent(sandbox, job, python=sys.executable, job_bytes=None):
     assert stdout_text.count('\n') == 1, 'exactly one JSON document on stdout: {!r}'.format(stdout_text)
     result = json.loads(stdout_text)
     assert set(result) == {'state', 'command', 'process', 'inputs', 'outputs', 'connectorChecks', 'debugInfo',
-                           'streamFiles'}
+                           'streamFiles', 'streamData'}
     assert os.listdir(str(sandbox['privateTmp'])) == [], 'private files must be removed'
     assert SECRET_PASSWORD not in stdout_text
     return completed, result
 
 
 def stream_text(result, stream):
-    """What the command wrote on `stream`, from the file the agent's result names."""
-    return Path(result['streamFiles'][stream]).read_text()
+    """What the command wrote on `stream`: the file the agent's result names, which the result also carries (base64)
+    when it is small, as the streams of every test here are."""
+    text = Path(result['streamFiles'][stream]).read_text()
+    assert base64.b64decode(result['streamData'][stream]).decode() == text
+    return text
 
 
 def connector_calls(sandbox):
@@ -465,7 +469,20 @@ def test_the_streams_stay_whole_in_files_and_the_result_stays_small(sandbox):
     assert result['state'] == 'succeeded', result['debugInfo']
     assert Path(result['streamFiles']['stdout']).read_bytes() == b'y' * (3 << 20) + b'end'
     assert Path(result['streamFiles']['stderr']).read_bytes() == b''
+    assert result['streamData'] == {'stderr': ''}  # only what is small rides in the result
     assert len(completed.stdout) < 2000
+
+
+def test_streams_of_up_to_64_kib_ride_in_the_result_byte_for_byte(sandbox):
+    script = ('import sys; sys.stdout.buffer.write(bytes(range(256)) * 256); '
+              'sys.stderr.buffer.write(b"e" * (64 * 1024 + 1))')
+    job = {'cli': {'baseCommand': [sys.executable, '-c', script], 'inputs': {}, 'outputs': {}},
+           'inputs': {}, 'outputs': {}}
+    _, result = run_agent(sandbox, job)
+    assert result['state'] == 'succeeded', result['debugInfo']
+    assert set(result['streamData']) == {'stdout'}
+    assert base64.b64decode(result['streamData']['stdout']) == bytes(range(256)) * 256
+    assert Path(result['streamFiles']['stderr']).read_bytes() == b'e' * (64 * 1024 + 1)
 
 
 def test_sigterm_gives_failed_result_and_stops_the_command(sandbox):
