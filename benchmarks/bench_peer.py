@@ -25,7 +25,7 @@ POSTs, then until the registrar has inserted all); the duration of a scheduling 
 database of their own.
 
     python3 benchmarks/bench_peer.py [--quick] [--compiled] [--batches 40] [--latency-runs 3]
-    python3 benchmarks/bench_peer.py --big-queue [--quick]
+    python3 benchmarks/bench_peer.py --big-queue [--quick] [--sweeps 10 --sweep-batches 10000]
 
 Everything it starts (SecantusDB, dockerd, registry, uwsgi servers, controllers) is stopped by PID at the end, also
 after a failure, Ctrl-C or SIGTERM.
@@ -182,6 +182,15 @@ def one_batch_s(subject, red, headers=None, timeout_s=120):
         batch = requests.get(subject.url + '/batches/' + batches[0]['_id'], headers=headers, timeout=30).json()
         raise RuntimeError('{}: the batch {}: {}'.format(subject.name, batches[0]['state'], batch.get('history')))
     return total_s, batches[0]['_id']
+
+
+def batch_phases_s(subject, batch_id, headers):
+    """(registered -> scheduled, scheduled -> processing, processing -> succeeded) in seconds, from the batch's
+    history."""
+    batch = requests.get(subject.url + '/batches/' + batch_id, headers=headers, timeout=30).json()
+    times = {entry['state']: entry['time'] for entry in batch['history']}
+    return (times['scheduled'] - times['registered'], times['processing'] - times['scheduled'],
+            times['succeeded'] - times['processing'])
 
 
 def wait_terminal(db, experiment_id, count, timeout_s=900):
@@ -402,17 +411,20 @@ def queue_phase(env, args, venv, experiments, batches_each):
         figures['queued'] = subject.db.batches.count_documents({'state': 'registered'})
         print('  {:,} registered; passes: {}; {} rounds failed (database unreachable)'.format(
             figures['queued'], describe_passes(figures['passes']), figures['failed_passes']), flush=True)
-        loaded = []
+        loaded, phases = [], []
         for _ in range(args.latency_runs):
             try:
-                loaded.append(one_batch_s(subject, red_other, other, timeout_s=args.loaded_timeout_s)[0])
+                seconds, batch_id = one_batch_s(subject, red_other, other, timeout_s=args.loaded_timeout_s)
+                loaded.append(seconds)
+                phases.append(batch_phases_s(subject, batch_id, other))
             except BatchTimeout:
                 loaded.append(None)
         done = [s for s in loaded if s is not None]
         figures['loaded_latency_s'] = statistics.median(done) if done else None
-        print('  another user\'s 1 batch with the queue: {} s'.format(', '.join(
-            '{:.2f}'.format(s) if s is not None else '>{:.0f}'.format(args.loaded_timeout_s) for s in loaded)),
-            flush=True)
+        print('  another user\'s 1 batch with the queue: {} s ({})'.format(', '.join(
+            '{:.2f}'.format(s) if s is not None else '>{:.0f}'.format(args.loaded_timeout_s) for s in loaded),
+            '; '.join('registered -> scheduled {:.2f}, -> processing {:.2f}, -> succeeded {:.2f}'.format(*p)
+                      for p in phases)), flush=True)
         figures['count_ms'] = timed_get_ms(subject, '/batches/count', {'state': 'registered'}, admin, args.get_runs)
         figures['list_ms'] = timed_get_ms(subject, '/batches', {'state': 'registered', 'limit': 100}, admin,
                                           args.get_runs)
@@ -423,7 +435,7 @@ def queue_phase(env, args, venv, experiments, batches_each):
 def big_queue(env, args):
     venv = agency_uwsgi.ensure_venv(args.venv_this)
     small_each = 1000 if not args.quick else 100
-    big_experiments, big_each = (10, 10000) if not args.quick else (2, 1000)
+    big_experiments, big_each = (args.sweeps, args.sweep_batches) if not args.quick else (2, 1000)
     print('{:,} queued (one experiment):'.format(small_each))
     small = queue_phase(env, args, venv, 1, small_each)
     reset_engine(env.client, env.image)
@@ -464,6 +476,8 @@ def main():
     parser.add_argument('--token-requests', type=int, default=None, help='default 2000')
     parser.add_argument('--root-requests', type=int, default=None, help='default 4000')
     parser.add_argument('--concurrency', type=int, default=4, help='clients of the token and GET / rows')
+    parser.add_argument('--sweeps', type=int, default=10, help='big queue: experiments of the big queue')
+    parser.add_argument('--sweep-batches', type=int, default=10000, help='big queue: batches of each')
     parser.add_argument('--get-runs', type=int, default=5, help='big queue: calls of each admin GET')
     parser.add_argument('--pass-window-s', type=float, default=None, help='big queue: seconds of logged passes')
     parser.add_argument('--loaded-timeout-s', type=float, default=600,

@@ -452,13 +452,15 @@ class Engine:
 
     # --- containers -------------------------------------------------------------------------------------------
     def create_container(self, name, image, entrypoint, labels, ram_mib, environment=None, network=None,
-                         gpu_ids=(), user=None, fuse=False):
-        """`fuse`: the batch mounts an input with FUSE and the agency allows it (see `confinement`)."""
+                         gpu_ids=(), user=None, fuse=False, cpu_shares=None):
+        """`fuse`: the batch mounts an input with FUSE and the agency allows it (see `confinement`); `cpu_shares`:
+        the container's CPU weight (fairshare.cpu_shares), Docker's default when None."""
         def create(api):
             host_config = api.create_host_config(
                 mem_limit='{}m'.format(ram_mib), memswap_limit='{}m'.format(ram_mib), network_mode=network,
                 device_requests=_gpu_requests(gpu_ids) if self.gpu_access == GPU_ACCESS_DEVICE_REQUEST else None,
                 **confinement(self.cap_add, fuse), pids_limit=self.pids_limit, nano_cpus=int(self.cpus * 1e9) if self.cpus else None,
+                cpu_shares=cpu_shares,
                 log_config=docker.types.LogConfig(type='json-file', config={
                     'max-size': '{}m'.format(self.log_mib), 'max-file': str(LOG_FILES)}))
             env = dict(environment or {})

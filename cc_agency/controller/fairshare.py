@@ -10,6 +10,12 @@ cluster, and nobody starves: a share only grows by what its user is given, and f
 
 `fair_pass` is the loop of one scheduling pass over per-user queues; the scheduler hands it lazily read queues
 (cc_agency/controller/scheduler.py) and its own placement callback, so this module never sees the database.
+
+On a node, the same fairness holds for the CPU: RAM and GPUs are reserved, but CPU time is shared by whatever runs,
+so without weights a user with ten batches on a node gets ten elevenths of its CPU and a colleague's one batch the
+rest. `cpu_shares` gives each container a CPU weight (Docker's `cpu_shares`, the cgroup's cpu.weight) of its user's
+share divided among the user's batches on that node, so that under contention each user with work there gets about
+the same CPU time, and a batch alone on a node is not slowed at all (weights only matter under contention).
 """
 import heapq
 
@@ -17,6 +23,14 @@ FAIR = 'fair'
 FIFO = 'fifo'
 POLICIES = (FAIR, FIFO)  # controller.scheduling.policy (cc_agency/config.py lists the same names)
 DEFAULT_WEIGHT = 1
+CPU_SHARES_PER_USER = 1024  # Docker's default weight of one container
+MIN_CPU_SHARES = 2  # the least Docker accepts
+
+
+def cpu_shares(user_batches_on_node):
+    """The CPU weight of a container of a user who runs `user_batches_on_node` batches on its node, itself
+    included (pure)."""
+    return max(MIN_CPU_SHARES, CPU_SHARES_PER_USER // max(1, user_batches_on_node))
 
 
 class DominantShares:

@@ -31,7 +31,7 @@ from bson import ObjectId
 
 from cc_agency import batch_output, loggable
 from cc_agency.config import PULL_IF_NOT_PRESENT
-from cc_agency.controller import fuse, jobs
+from cc_agency.controller import fairshare, fuse, jobs
 from cc_agency.controller.engines import ATTEMPT_LABEL, BATCH_LABEL, EXPERIMENT_LABEL, EngineError, ImageError
 from cc_agency.controller.state import NodeBoard, RunRegistry
 from cc_agency.db import BATCHES, EXPERIMENTS, now
@@ -187,6 +187,7 @@ class BatchRun:
         self.experiment = self.lifecycle.persistently(
             lambda: self.db[EXPERIMENTS].find_one({'_id': ObjectId(self.batch['experimentId'])}))
         self.masker = Masker.for_batch(self.batch, self.experiment)
+        self.context.runs.owned_by(self.batch_id, self.attempt, self.batch.get('username'))
         return True
 
     # --- phase 1: scheduled -> processing -------------------------------------------------------------------------
@@ -276,6 +277,7 @@ class BatchRun:
             gpu_ids=self.gpu_ids,
             user=self.context.container_user,
             fuse=with_fuse,
+            cpu_shares=fairshare.cpu_shares(self.context.runs.runs_of(self.batch.get('username'), self.node)),
         )
         job = jobs.job_file(self.batch, self.experiment,
                             validate_connectors=not self.experiment.get('disableConnectorValidation'))

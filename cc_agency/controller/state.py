@@ -58,11 +58,26 @@ class NodeBoard:
 class RunRegistry:
     def __init__(self):
         self._lock = threading.Lock()
-        self._runs = {}  # batch id -> {'attempt', 'node', 'containerId'}
+        self._runs = {}  # batch id -> {'attempt', 'node', 'containerId', 'username'}
 
     def started(self, batch_id, attempt, node, container_id=None):
         with self._lock:
-            self._runs[batch_id] = {'attempt': attempt, 'node': node, 'containerId': container_id}
+            known = self._runs.get(batch_id)
+            username = known['username'] if known and known['attempt'] == attempt else None
+            self._runs[batch_id] = {'attempt': attempt, 'node': node, 'containerId': container_id,
+                                    'username': username}
+
+    def owned_by(self, batch_id, attempt, username):
+        """Record whose run it is (known once its thread read the batch)."""
+        with self._lock:
+            run = self._runs.get(batch_id)
+            if run is not None and run['attempt'] == attempt:
+                run['username'] = username
+
+    def runs_of(self, username, node):
+        """How many runs of `username` on `node` this process has."""
+        with self._lock:
+            return sum(1 for run in self._runs.values() if run['username'] == username and run['node'] == node)
 
     def ended(self, batch_id, attempt):
         with self._lock:
@@ -70,6 +85,6 @@ class RunRegistry:
                 del self._runs[batch_id]
 
     def snapshot(self):
-        """{batch id: {attempt, node, containerId}}."""
+        """{batch id: {attempt, node, containerId, username}}."""
         with self._lock:
             return {batch_id: dict(run) for batch_id, run in self._runs.items()}

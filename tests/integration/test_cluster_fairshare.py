@@ -35,3 +35,37 @@ def test_a_few_batches_start_before_most_of_a_long_queue_of_another_user(make_ag
         assert max(alice_before_bob) <= 12, alice_before_bob
     else:
         assert min(alice_before_bob) == 30, alice_before_bob
+
+
+def _cpu_shares_of_processing(agency, session, experiment_id, engine, count):
+    """The CPU weight of the containers of an experiment's `count` batches, once all are processing."""
+    deadline = time.time() + 60
+    while True:
+        batches = session.get(agency.url + '/batches', params={'experimentId': experiment_id}, timeout=10).json()
+        if len(batches) == count and all(b['state'] == 'processing' for b in batches):
+            break
+        assert time.time() < deadline, batches
+        time.sleep(0.1)
+    client = engine.client()
+    try:
+        return sorted(client.api.inspect_container(c['Id'])['HostConfig']['CpuShares'] for c in client.api.containers(
+            filters={'label': 'cc-agency.experiment={}'.format(experiment_id)}))
+    finally:
+        client.close()
+
+
+def test_on_a_node_each_user_gets_the_same_cpu_weight_however_many_batches_they_run(make_agency, engine):
+    """alice runs three batches on the node, bob one: each of alice's later containers weighs a third of bob's,
+    so that under contention both get about the same CPU time."""
+    ram = engine_ram_mib(engine) // 5 - 64
+    agency = make_agency(nodes_of([engine]))
+    alice, bob = user_session(agency, 'alice'), user_session(agency, 'bob')
+    wait_nodes_online(agency, alice, [engine.name])
+    first = submit(agency, alice, command_red([SLEEP.format(60)] * 2, ram=ram))
+    _cpu_shares_of_processing(agency, alice, first, engine, 2)
+    third = submit(agency, alice, command_red([SLEEP.format(60)], ram=ram))
+    assert _cpu_shares_of_processing(agency, alice, third, engine, 1) == [1024 // 3]
+    lone = submit(agency, bob, command_red([SLEEP.format(60)], ram=ram))
+    assert _cpu_shares_of_processing(agency, bob, lone, engine, 1) == [1024]
+    for session, experiment_id in ((alice, first), (alice, third), (bob, lone)):
+        assert session.delete(agency.url + '/experiments/' + experiment_id, timeout=10).status_code == 200

@@ -2,7 +2,8 @@
 from hypothesis import given, settings, strategies as st
 
 from cc_agency.config import CONFIG_SCHEMA
-from cc_agency.controller.fairshare import POLICIES, DominantShares, fair_pass
+from cc_agency.controller.fairshare import POLICIES, DominantShares, cpu_shares, fair_pass
+from cc_agency.controller.state import RunRegistry
 from cc_agency.controller.placement import BINPACK, SPREAD, BatchRequest, Gpu, NodeCapacity, Placement, Placer, fits_now
 
 
@@ -166,3 +167,27 @@ def test_no_user_waits_for_another_users_second_batch(specs, users, strategy):
     for user, requests in queues.items():
         if user not in order:
             assert all(fits_now(node, requests[0]) is None for node in nodes)
+
+
+@given(st.integers(min_value=1, max_value=5000))
+def test_a_users_cpu_weight_on_a_node_is_divided_among_its_batches(batches):
+    weights = cpu_shares(batches)
+    assert 2 <= weights <= 1024
+    assert weights * batches <= 1024 or weights == 2  # together never more than one user's share
+    assert cpu_shares(batches + 1) <= weights  # one more batch never weighs more
+    assert cpu_shares(1) == 1024  # a user alone with one batch: Docker's default, nothing changes
+
+
+def test_the_runs_of_a_user_on_a_node_are_counted_once_the_run_knows_its_owner():
+    runs = RunRegistry()
+    runs.started('b1', 1, 'n1')
+    runs.started('b2', 1, 'n1')
+    runs.started('b3', 1, 'n2')
+    assert runs.runs_of('alice', 'n1') == 0
+    for batch_id in ('b1', 'b2', 'b3'):
+        runs.owned_by(batch_id, 1, 'alice')
+    runs.owned_by('b2', 2, 'bob')  # a stale attempt's word changes nothing
+    runs.started('b1', 1, 'n1', 'container-1')  # the run's own record keeps its owner
+    assert (runs.runs_of('alice', 'n1'), runs.runs_of('alice', 'n2'), runs.runs_of('bob', 'n1')) == (2, 1, 0)
+    runs.ended('b1', 1)
+    assert runs.runs_of('alice', 'n1') == 1
