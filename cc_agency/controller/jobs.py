@@ -4,8 +4,9 @@ The job file holds the batch's connector secrets (with `_`-prefixes removed, as 
 ever exists inside the archive sent to the engine and inside the running container, which the agent deletes
 after reading it.
 
-Connector checks (`cli-version` of each connector, `*-validate` of each access) cost a process each (~0.2 CPU-s
-for a Python connector), as much as the transfers themselves. They are run once per experiment and image: the
+Connector checks (`cli-version` of each connector, `*-validate` of each access) cost a connector call each (a fork
+of the connector's fork server, or a process of its own for a connector that is not a console script: ~0.1-0.4
+CPU-s for a Python connector). They are run once per experiment and image: the
 agent prints `CHECKS_PASSED_LINE` on stderr once they passed, the controller records the checks that passed on the
 experiment (`connectorChecksPassed`: "image|command|mode" entries), and a later batch of the experiment whose
 checks are all recorded runs without them. Its own access data is then checked by the connector's receive or send
