@@ -925,10 +925,14 @@ def serve_connector_forks(module_name, target):
     reply_fd = os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 1)  # what the imports print must not reach the replies
+    sys.argv = [sys.argv[0]]  # a module that read its arguments on import would find none, not the server's
     try:
         entry = load_entry_point(module_name, target)
     except BaseException as error:
         write_line(reply_fd, {'ready': False, 'error': '{}: {}'.format(type(error).__name__, error)})
+        return
+    if threading.active_count() > 1:  # a fork keeps only its own thread: such a module runs as processes
+        write_line(reply_fd, {'ready': False, 'error': 'importing the connector started threads'})
         return
     write_line(reply_fd, {'ready': True})
     wake_read, wake_write = os.pipe()

@@ -293,6 +293,18 @@ def test_failing_connector_fails_with_its_stderr_without_secrets(sandbox):
     assert SECRET_PASSWORD not in json.dumps(result)
 
 
+@pytest.mark.parametrize('sandbox', ['console-script'], indirect=True)
+def test_a_console_script_whose_import_starts_a_thread_runs_as_processes(sandbox):
+    """A fork keeps only the thread that forked: a connector module that starts a thread on import is not served by
+    a fork server."""
+    module = sandbox['tmp'] / 'lib' / 'fake_connector_impl.py'
+    module.write_text(FAKE_CONNECTOR_SOURCE + '\nimport threading\n'
+                      'threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n')
+    _, result = run_agent(sandbox, tool_job(sandbox))
+    assert result['state'] == 'succeeded', result['debugInfo']
+    assert [c['forked'] for c in connector_calls(sandbox)] == [False] * 5
+
+
 def test_a_connector_that_crashes_or_is_killed_fails_as_a_process_would(sandbox):
     job = tool_job(sandbox)
     job['inputs']['infile']['connector']['access']['crash'] = True
