@@ -72,12 +72,13 @@ def test_five_batches_all_run(agency, alice, file_server):
     assert sorted(b['state'] for b in done) == ['succeeded'] * 5
     for i in range(5):
         assert file_server.uploaded('/uploads/five-{}.out'.format(i)) == 'input {} '.format(i).encode() + b'z' * i
-    # they overlapped in time: every batch started processing before the last one finished
+    # they ran side by side: some were processing at the same time (the first may end alone: it checks the
+    # connectors for all, and the others start once its checks passed)
     full = [alice.get(agency.url + '/batches/' + b['_id']).json() for b in done]
-    starts = [next(h['time'] for h in b['history'] if h['state'] == 'processing') for b in full]
-    ends = [b['history'][-1]['time'] for b in full]
-    assert max(starts) < max(ends)
-    assert sum(1 for s in starts if s < min(ends)) >= 2
+    runs = [(next(h['time'] for h in b['history'] if h['state'] == 'processing'), b['history'][-1]['time'])
+            for b in full]
+    most_at_once = max(sum(1 for start, end in runs if start <= moment < end) for moment, _ in runs)
+    assert most_at_once >= 2, runs
 
 
 def test_unknown_image_fails_the_batch_with_a_clear_reason(agency, alice, file_server):
