@@ -988,6 +988,10 @@ def serve_connector_forks(module_name, target):
                 write_line(reply_fd, {'id': children.pop(pid), 'returnCode': process_return_code(status)})
 
 
+class ForkServerLost(Exception):
+    """A connector's fork server ended while a call of it ran."""
+
+
 class ForkServer:
     """The agent's end of one connector's fork server (serve_connector_forks): calls from any thread."""
 
@@ -1004,8 +1008,9 @@ class ForkServer:
             self.close()
 
     def call(self, argv, stdout_path, stderr_path):
-        """Run the connector with `argv` (its streams into the two files); its return code, None when the server
-        ended before the call did."""
+        """Run the connector with `argv` (its streams into the two files); its return code, or None when the
+        server had ended before the call was sent (nothing of it ran). Raises ForkServerLost when the server ended
+        during the call: its fork may still run, so the call must not be made again."""
         waiter = [threading.Event(), None]
         with self._lock:
             self._next_id += 1
@@ -1018,6 +1023,8 @@ class ForkServer:
                 self._waiting.pop(self._next_id)
                 return None
         waiter[0].wait()
+        if waiter[1] is None:
+            raise ForkServerLost()
         return waiter[1]
 
     def _read_replies(self):
@@ -1101,14 +1108,18 @@ class ConnectorRunner:
             return self._servers[executable]
 
     def _forked(self, server, argv, written_paths):
-        """A call through the fork server; None when the server ended before it did (then it runs as a process)."""
+        """A call through the fork server; None when the server had ended before it (then it runs as a process)."""
         stream_paths = []
         for prefix in ('stdout-', 'stderr-'):
             fd, path = tempfile.mkstemp(prefix=prefix, dir=self.private_dir)
             os.close(fd)
             written_paths.append(path)
             stream_paths.append(path)
-        return_code = server.call(argv, stream_paths[0], stream_paths[1])
+        try:
+            return_code = server.call(argv, stream_paths[0], stream_paths[1])
+        except ForkServerLost:
+            return {'returnCode': None, 'stdout': '', 'stderr': '',
+                    'error': 'connector command {!r}: its fork server ended while the call ran'.format(argv[0])}
         if return_code is None:
             return None
         texts = []

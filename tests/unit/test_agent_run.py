@@ -61,6 +61,9 @@ def main():
         sys.exit(3)
     if access.get('crash'):
         raise RuntimeError('the connector crashed')
+    if access.get('killParent'):  # a fork server dying (say by the OOM killer) while a call runs
+        os.kill(os.getppid(), 9)
+        time.sleep(0.5)
     if access.get('killed'):
         os.kill(os.getpid(), 9)
     if access.get('sleepSeconds'):
@@ -303,6 +306,16 @@ def test_a_console_script_whose_import_starts_a_thread_runs_as_processes(sandbox
     _, result = run_agent(sandbox, tool_job(sandbox))
     assert result['state'] == 'succeeded', result['debugInfo']
     assert [c['forked'] for c in connector_calls(sandbox)] == [False] * 5
+
+
+@pytest.mark.parametrize('sandbox', ['console-script'], indirect=True)
+def test_a_call_whose_fork_server_dies_fails_and_is_not_made_again(sandbox):
+    job = tool_job(sandbox, validateConnectors=False, checkConnectorVersions=False)
+    job['inputs']['infile']['connector']['access']['killParent'] = True
+    _, result = run_agent(sandbox, job)
+    assert result['debugInfo'] == ["input 'infile': connector command {!r}: its fork server ended while the call "
+                                   "ran".format(sandbox['connector'])]
+    assert [c['mode'] for c in connector_calls(sandbox)] == ['receive-file']
 
 
 def test_a_connector_that_crashes_or_is_killed_fails_as_a_process_would(sandbox):
