@@ -1061,7 +1061,7 @@ class ConnectorRunner:
     def __init__(self, private_dir):
         self.private_dir = private_dir
         self._lock = threading.Lock()
-        self._servers = {}  # command -> ForkServer, or None when it runs as processes
+        self._servers = {}  # the connector's executable -> its ForkServer, or None: it runs as processes
 
     def run(self, invocation):
         """Run one connector call; {'returnCode', 'stdout', 'stderr', 'error'} ('error' set when it could not be
