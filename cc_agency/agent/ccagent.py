@@ -963,19 +963,7 @@ def serve_connector_forks(module_name, target):
                 sys.stderr.flush()
                 pid = os.fork()
                 if pid == 0:
-                    signal.set_wakeup_fd(-1)
-                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                    for fd in (reply_fd, wake_read, wake_write):
-                        os.close(fd)
-                    os.dup2(devnull, 0)
-                    for fd, path in ((1, request['stdout']), (2, request['stderr'])):
-                        stream_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                        os.dup2(stream_fd, fd)
-                        os.close(stream_fd)
-                    os.close(devnull)
-                    argv = request['argv']
-                    sys.argv = [LAUNCHER_ARGV0_SUFFIXES.sub('', argv[0])] + argv[1:]
-                    raise ForkServerChild(entry)
+                    become_connector_call(request, entry, devnull, (reply_fd, wake_read, wake_write))
                 children[pid] = request['id']
         while children:
             try:
@@ -986,6 +974,24 @@ def serve_connector_forks(module_name, target):
                 break
             if pid in children:
                 write_line(reply_fd, {'id': children.pop(pid), 'returnCode': process_return_code(status)})
+
+
+def become_connector_call(request, entry, devnull, server_fds):
+    """In a child of the fork server: drop the server's signals and descriptors, take the request's streams and
+    argv, and raise ForkServerChild (the entry point runs at the top level)."""
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for fd in server_fds:
+        os.close(fd)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    for fd, path in ((1, request['stdout']), (2, request['stderr'])):
+        stream_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(stream_fd, fd)
+        os.close(stream_fd)
+    argv = request['argv']
+    sys.argv = [LAUNCHER_ARGV0_SUFFIXES.sub('', argv[0])] + argv[1:]
+    raise ForkServerChild(entry)
 
 
 class ForkServerLost(Exception):

@@ -680,7 +680,7 @@ def read_file_head(api, container_id, path, max_bytes, chunk_bytes=65536):
     response = api.get('{}/v{}/containers/{}/archive'.format(api.base_url, api.api_version, container_id),
                        params={'path': path}, stream=True, timeout=api.timeout)
     try:
-        if response.status_code == 404:  # the container was inspected just before: it is the file that is missing
+        if response.status_code == 404:  # the container's logs were read just before: it is the file that is missing
             return b'', None
         try:
             response.raise_for_status()
