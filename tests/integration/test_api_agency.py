@@ -9,7 +9,8 @@ BATCH_LABEL = 'cc-agency.batch'
 
 
 def containers_of(engine_client, batch_id):
-    return engine_client.containers.list(all=True, filters={'label': '{}={}'.format(BATCH_LABEL, batch_id)})
+    # the low-level list: containers.list() inspects each one, which fails for one removed meanwhile
+    return engine_client.api.containers(all=True, filters={'label': '{}={}'.format(BATCH_LABEL, batch_id)})
 
 
 def wait_for(predicate, timeout, what):
