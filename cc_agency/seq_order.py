@@ -8,6 +8,10 @@ applies to what that stage finds. So a read costs about what it returns when the
 and at most about 4/3 of a plain scan when it matches little, on any MongoDB-wire server -- also on those that
 read every document matching a query before they apply its limit. A `skip` costs one read of the ranges it
 passes (counted, not returned).
+
+Fields a page leaves out (`without`) are dropped here, not by a projection of the server: SecantusDB, the embedded
+default, copies every document deeply to project it, which took a quarter of a 100-batch page's time, more than
+sending the fields does.
 """
 from cc_agency.db import SEQ
 
@@ -26,15 +30,13 @@ def seq_ranges(low, high, first_width, ascending=True, growth=4):
         width *= growth
 
 
-def read_in_order(collection, lead, rest, low, high, limit, skip=0, ascending=True, projection=None):
+def read_in_order(collection, lead, rest, low, high, limit, skip=0, ascending=True, without=()):
     """Up to `limit` documents with sequence numbers in low..high that match `lead` and `rest`, in the order of
-    their sequence numbers, after skipping `skip` of them."""
+    their sequence numbers, after skipping `skip` of them, each without the top-level fields `without`."""
     found = []
     for first, last in seq_ranges(low, high, skip + limit, ascending):
         stages = [{'$match': dict(lead, **{SEQ: {'$gte': first, '$lte': last}})}] + ([{'$match': rest}] if rest else [])
         page = [{'$sort': {SEQ: 1 if ascending else -1}}, {'$skip': skip}, {'$limit': limit - len(found)}]
-        if projection:
-            page.append({'$project': projection})
         if not skip:
             found.extend(collection.aggregate(stages + page))
         else:  # one read of the range tells how many it holds and, when that is more than skip, the page
@@ -47,4 +49,7 @@ def read_in_order(collection, lead, rest, low, high, limit, skip=0, ascending=Tr
             skip = 0
         if len(found) == limit:
             break
+    for doc in found:
+        for field in without:
+            doc.pop(field, None)
     return found

@@ -48,8 +48,9 @@ def split_query(query):
     return {}, rest
 
 
-def find_page(collection, query, projection=None, seq_range=None):
-    """The page the request's skip, limit and ascending ask for, of the documents matching `query`.
+def find_page(collection, query, without=(), seq_range=None):
+    """The page the request's skip, limit and ascending ask for, of the documents matching `query`, each without
+    the top-level fields `without`.
 
     `seq_range`: (first, last) sequence numbers the documents can have (e.g. the batches of one experiment).
     """
@@ -61,4 +62,4 @@ def find_page(collection, query, projection=None, seq_range=None):
     # a range given out at registration never goes beyond the last sequence number
     low, high = seq_range or (1, last_seq(collection.database, collection.name))
     lead, rest = split_query(query)
-    return read_in_order(collection, lead, rest, low, high, limit, skip, ascending, projection)
+    return read_in_order(collection, lead, rest, low, high, limit, skip, ascending, without)

@@ -7,7 +7,7 @@ from bson import ObjectId
 
 from cc_agency.batch_counts import recount
 from cc_agency.broker.listing import find_page
-from cc_agency.broker.routes.batches import LIST_PROJECTION
+from cc_agency.broker.routes.batches import LIST_WITHOUT
 from cc_agency.db import last_seq
 from tests.integration.api_support import broker  # noqa: F401 (fixture)
 
@@ -190,7 +190,7 @@ def test_a_page_reads_one_range_as_wide_as_itself(broker, mongo_server):
     try:
         collection = client[broker.db.name]['batches']
         with flask.Flask(__name__).test_request_context('/batches?limit=100'):
-            page = find_page(collection, {'username': erin.username}, LIST_PROJECTION)
+            page = find_page(collection, {'username': erin.username}, LIST_WITHOUT)
         assert [str(doc['_id']) for doc in page] == list(reversed(everything))[:100]
         [pipeline] = commands.pipelines
         newest = last_seq(collection.database, 'batches')
@@ -200,7 +200,7 @@ def test_a_page_reads_one_range_as_wide_as_itself(broker, mongo_server):
         block = [doc['seq'] for doc in collection.find({'experimentId': experiments[1]}, {'seq': 1})]
         commands.pipelines.clear()
         with flask.Flask(__name__).test_request_context('/batches?limit=10&skip=35'):
-            page = find_page(collection, {}, LIST_PROJECTION, seq_range=(min(block), max(block)))
+            page = find_page(collection, {}, LIST_WITHOUT, seq_range=(min(block), max(block)))
         assert [str(doc['_id']) for doc in page] == list(reversed(everything[120:]))[35:]
         for pipeline in commands.pipelines:
             assert min(block) <= pipeline[0]['$match']['seq']['$gte'] <= pipeline[0]['$match']['seq']['$lte'] <= max(block)

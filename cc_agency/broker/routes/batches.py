@@ -17,8 +17,8 @@ from cc_agency.transitions import BatchLifecycle
 
 blueprint = Blueprint('batches', __name__)
 FILTERS = ('username', 'state', 'node', 'experimentId')
-LIST_PROJECTION = {'history': 0, 'inputs': 0, 'outputs': 0}
-TIMELINE_PROJECTION = {'inputs': 0, 'outputs': 0}  # the history is read, then cut down to its timeline
+LIST_WITHOUT = ('history', 'inputs', 'outputs')
+TIMELINE_WITHOUT = ('inputs', 'outputs')  # the history is read, then cut down to its timeline
 TIMELINE_FIELDS = ('state', 'time', 'node')
 CANCEL_TRIES = 5
 MAX_REMEMBERED_EXPERIMENTS = 10000
@@ -64,7 +64,7 @@ def _seq_range(query):
 def list_batches():
     query = list_filter(FILTERS)
     with_timeline = bool_arg('timeline')
-    page = find_page(db()[BATCHES], query, TIMELINE_PROJECTION if with_timeline else LIST_PROJECTION,
+    page = find_page(db()[BATCHES], query, TIMELINE_WITHOUT if with_timeline else LIST_WITHOUT,
                      _seq_range(query))
     if with_timeline:
         for doc in page:

@@ -15,7 +15,7 @@ FILTERS = ('username',)
 @blueprint.get('/experiments')
 @requires_auth
 def list_experiments():
-    page = find_page(db()[EXPERIMENTS], list_filter(FILTERS), {'cli': 0, 'pendingChunks': 0})
+    page = find_page(db()[EXPERIMENTS], list_filter(FILTERS), ('cli', 'pendingChunks'))
     counts = batch_counts(db(), page)
     return jsonify([experiment_json(doc, counts[str(doc['_id'])]) for doc in page])
 
