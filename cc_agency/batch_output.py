@@ -1,11 +1,13 @@
 """The command's stdout and stderr of a batch's latest attempt: stored whole (up to `controller.max_output_bytes`)
-in GridFS by the controller, streamed back by the broker (GET /batches/<id>/stdout and /stderr).
+by the controller, streamed back by the broker (GET /batches/<id>/stdout and /stderr).
 
 Why GridFS, as cc-agency 9.x did: a command may print far more than a MongoDB document holds (16 MiB), and a
-reader should get it in pieces rather than as one document in memory. One GridFS file per stream and attempt in
-the bucket `batch_streams` (db.BATCH_STREAMS); the `batch_output` document of a batch (`_id`: the batch's id) names
-the files of its latest attempt under `streams`. A document of an older agency holds the texts themselves
-(`stdout`, `stderr`) and is read as it is.
+reader should get it in pieces rather than as one document in memory. The `batch_output` document of a batch
+(`_id`: the batch's id) names the streams of its latest attempt under `streams`. A stream of at most
+INLINE_MAX_BYTES is kept in that document itself (`data`), as most are: a GridFS file costs the database several
+writes and index updates (its files and chunks documents, the bucket's index checks), one document one write. A
+longer stream is one GridFS file per stream and attempt in the bucket `batch_streams` (db.BATCH_STREAMS). A
+document of an older agency holds the texts themselves (`stdout`, `stderr`) and is read as it is.
 
 Only the latest attempt's output is kept: the document is replaced only by an attempt at least as new (a fence on
 `attempt`), and the files it named before are deleted then; an attempt that lost the race deletes its own. A stream
@@ -15,11 +17,13 @@ masked by the controller (runner.py). Who may read it is the broker's business (
 """
 import gridfs
 import pymongo.errors
+from bson import Binary
 
 from cc_agency.db import BATCH_OUTPUT, BATCH_STREAMS, now
 
 STREAMS = ('stdout', 'stderr')
 UPLOAD_CHUNK_BYTES = 255 * 1024  # GridFS's own chunk size: one chunk document per piece written
+INLINE_MAX_BYTES = 64 * 1024  # both streams inline stay far inside a document's 16 MiB
 TRUNCATED_HEADER = 'X-CC-Agency-Output-Truncated'  # the bytes the command wrote on a stream that was cut
 TRUNCATION_STATEMENT = ('\n[cc-agency: output cut at {limit_bytes} bytes (controller.max_output_bytes); the command '
                         'wrote {written_bytes} bytes]\n')
@@ -46,6 +50,17 @@ def _file_ids(document):
             if isinstance(entry, dict) and 'fileId' in entry]
 
 
+def _upload(bucket, batch_id, attempt, stream, data, tail, written_bytes, truncated):
+    metadata = {'batchId': str(batch_id), 'attempt': attempt, 'stream': stream, 'writtenBytes': written_bytes,
+                'truncated': truncated}
+    with bucket.open_upload_stream('{}-{}-{}'.format(batch_id, attempt, stream), metadata=metadata,
+                                   chunk_size_bytes=UPLOAD_CHUNK_BYTES) as upload:
+        for start in range(0, len(data), UPLOAD_CHUNK_BYTES):
+            upload.write(data[start:start + UPLOAD_CHUNK_BYTES])
+        upload.write(tail)
+    return upload._id
+
+
 def store(db, batch_id, attempt, streams, limit_bytes):
     """Keep the streams of `attempt` as the batch's output unless a newer attempt stored its own; True when kept.
 
@@ -57,26 +72,24 @@ def store(db, batch_id, attempt, streams, limit_bytes):
     try:
         for stream in STREAMS:
             data, written_bytes, truncated = streams.get(stream, (b'', 0, False))
-            metadata = {'batchId': str(batch_id), 'attempt': attempt, 'stream': stream, 'writtenBytes': written_bytes,
-                        'truncated': truncated}
-            with bucket.open_upload_stream('{}-{}-{}'.format(batch_id, attempt, stream), metadata=metadata,
-                                           chunk_size_bytes=UPLOAD_CHUNK_BYTES) as upload:
-                for start in range(0, len(data), UPLOAD_CHUNK_BYTES):
-                    upload.write(data[start:start + UPLOAD_CHUNK_BYTES])
-                if truncated:
-                    upload.write(truncation_statement(limit_bytes, written_bytes))
-            entries[stream] = {'fileId': upload._id, 'writtenBytes': written_bytes, 'truncated': truncated}
+            tail = truncation_statement(limit_bytes, written_bytes) if truncated else b''
+            entry = {'writtenBytes': written_bytes, 'truncated': truncated}
+            if len(data) + len(tail) <= INLINE_MAX_BYTES:
+                entry['data'] = Binary(data + tail)
+            else:
+                entry['fileId'] = _upload(bucket, batch_id, attempt, stream, data, tail, written_bytes, truncated)
+            entries[stream] = entry
         document = {'attempt': attempt, 'time': now(), 'streams': entries}
         replaced = db[BATCH_OUTPUT].find_one_and_replace(
             {'_id': batch_id, 'attempt': {'$lte': attempt}}, document, upsert=True)
     except pymongo.errors.DuplicateKeyError:  # a newer attempt's output is there
-        _delete_files(bucket, [entry['fileId'] for entry in entries.values()])
+        _delete_files(bucket, _file_ids({'streams': entries}))
         return False
     except Exception:
-        _delete_files(bucket, [entry['fileId'] for entry in entries.values()])
+        _delete_files(bucket, _file_ids({'streams': entries}))
         raise
-    _delete_files(bucket, [file_id for file_id in _file_ids(replaced)
-                           if file_id not in [entry['fileId'] for entry in entries.values()]])
+    kept = _file_ids({'streams': entries})
+    _delete_files(bucket, [file_id for file_id in _file_ids(replaced) if file_id not in kept])
     return True
 
 
@@ -91,14 +104,15 @@ def open_stream(db, batch_id, stream):
         if entry is None:  # an older agency's document: the text itself
             text = document.get(stream) or ''
             return iter([text.encode('utf-8')] if text else []), {}
+        headers = {TRUNCATED_HEADER: str(entry['writtenBytes'])} if entry.get('truncated') else {}
+        if 'data' in entry:
+            data = bytes(entry['data'])
+            return iter([data] if data else []), dict(headers, **{'Content-Length': str(len(data))})
         try:
             grid_out = _bucket(db).open_download_stream(entry['fileId'])
         except gridfs.errors.NoFile:
             continue
-        headers = {'Content-Length': str(grid_out.length)}
-        if entry.get('truncated'):
-            headers[TRUNCATED_HEADER] = str(entry['writtenBytes'])
-        return _pieces(grid_out), headers
+        return _pieces(grid_out), dict(headers, **{'Content-Length': str(grid_out.length)})
     return None
 
 

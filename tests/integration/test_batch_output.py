@@ -1,7 +1,8 @@
-"""The command's stdout and stderr, whole up to controller.max_output_bytes, in GridFS, streamed back over HTTP
-(real controller, broker, engine and SecantusDB): 3 MiB come back byte for byte, more than the limit comes back as
-exactly the limit plus a statement of the limit (and a header with what the command wrote), protected values are
-masked also where the limit cut them, another user gets nothing, and only the latest attempt's files are kept."""
+"""The command's stdout and stderr, whole up to controller.max_output_bytes, in GridFS (at most 64 KiB: in the
+batch's output document), streamed back over HTTP (real controller, broker, engine and SecantusDB): 3 MiB come back
+byte for byte, more than the limit comes back as exactly the limit plus a statement of the limit (and a header with
+what the command wrote), protected values are masked also where the limit cut them, another user gets nothing, and
+only the latest attempt's output is kept."""
 import gridfs
 from bson import ObjectId
 
@@ -60,24 +61,34 @@ def test_outputs_are_whole_up_to_the_limit_cut_there_and_masked(make_agency, eng
     assert other.status_code == 404 and other.json() == {'message': 'batch not found'}
 
 
-def test_only_the_latest_attempts_files_are_kept(mongo_db):
+def test_small_streams_stay_in_the_document_and_only_the_latest_attempts_files_are_kept(mongo_db):
     batch_id = ObjectId()
     files = mongo_db[BATCH_STREAMS + '.files']
+    chunks = mongo_db[BATCH_STREAMS + '.chunks']
 
-    def text(stream):
-        pieces, _ = batch_output.open_stream(mongo_db, batch_id, stream)
-        return b''.join(pieces)
+    def read(stream):
+        pieces, headers = batch_output.open_stream(mongo_db, batch_id, stream)
+        return b''.join(pieces), headers
 
     assert batch_output.open_stream(mongo_db, batch_id, 'stdout') is None
     assert batch_output.store(mongo_db, batch_id, 1, {'stdout': (b'one', 3, False), 'stderr': (b'e1', 2, False)}, 99)
-    assert text('stdout') == b'one' and files.count_documents({}) == 2
+    assert read('stdout') == (b'one', {'Content-Length': '3'}) and read('stderr')[0] == b'e1'
+    assert files.count_documents({}) == 0  # small streams: in the batch_output document, no GridFS file
+    # a stream over the inline size is a GridFS file (the other one stays inline)
     assert batch_output.store(mongo_db, batch_id, 2, {'stdout': (b'two' * 100000, 300000, False)}, 10 ** 6)
-    assert text('stdout') == b'two' * 100000 and text('stderr') == b''
-    assert sorted(f['metadata']['attempt'] for f in files.find()) == [2, 2]  # attempt 1's files are gone
+    assert read('stdout') == (b'two' * 100000, {'Content-Length': '300000'}) and read('stderr')[0] == b''
+    assert [(f['metadata']['attempt'], f['metadata']['stream']) for f in files.find()] == [(2, 'stdout')]
+    assert chunks.count_documents({}) == 2  # 300,000 bytes: two 255 KiB chunks
     # a late attempt 1 (a stale thread) neither replaces the output nor leaves files behind
     assert not batch_output.store(mongo_db, batch_id, 1, {'stdout': (b'late', 4, False)}, 99)
-    assert text('stdout') == b'two' * 100000 and files.count_documents({}) == 2
-    assert mongo_db[BATCH_STREAMS + '.chunks'].count_documents({}) == 2  # 300,000 bytes: two 255 KiB chunks
+    assert not batch_output.store(mongo_db, batch_id, 1, {'stdout': (b'L' * 70000, 70000, False)}, 10 ** 6)
+    assert read('stdout')[0] == b'two' * 100000 and files.count_documents({}) == 1
+    # a newer attempt's small output replaces it, and attempt 2's file is gone; a cut stream ends with the statement
+    assert batch_output.store(mongo_db, batch_id, 3, {'stdout': (b'abc', 10, True)}, 3)
+    statement = batch_output.truncation_statement(3, 10)
+    assert read('stdout') == (b'abc' + statement, {'Content-Length': str(3 + len(statement)),
+                                                   batch_output.TRUNCATED_HEADER: '10'})
+    assert files.count_documents({}) == 0 and chunks.count_documents({}) == 0
     # an older agency's document holds the texts themselves
     old_id = ObjectId()
     mongo_db[BATCH_OUTPUT].insert_one({'_id': old_id, 'attempt': 1, 'stdout': 'old out', 'stderr': ''})

@@ -1,7 +1,8 @@
 """GET /batches, /batches/count, /batches/<id>, its stdout and stderr; DELETE /batches/<id> cancels it.
 
 stdout and stderr are streamed from GridFS piece by piece (cc_agency/batch_output.py), so a large output costs the
-broker one GridFS chunk of memory at a time; only the batch's owner (or an admin) gets them.
+broker one GridFS chunk of memory at a time (a small one is in the output document); only the batch's owner (or an
+admin) gets them.
 """
 from bson import ObjectId
 from flask import Blueprint, Response, jsonify, stream_with_context
