@@ -11,8 +11,8 @@ registrar, chunk by chunk, within seconds. Its batches can be listed and schedul
 A chunk holds its batch documents as one binary value, their BSON one after the other (as a mongodump file does):
 the database stores and returns one value instead of a thousand nested documents, three times faster. Its batches
 are inserted INSERT_DOCS at a time: SecantusDB holds a collection's write lock for a whole insert, and while it
-inserts a thousand batches under load (seconds), every state change of a batch waits; the scheduling passes took
-20-37 s while 100,000 batches were registered. A hundred at a time cost the insert nothing measurable.
+inserts a thousand batches under load (seconds), every state change of a batch waits: scheduling passes took up
+to 42 s while 100,000 batches were registered. A hundred at a time cost the insert nothing measurable.
 
 Registering a chunk is idempotent: its batch documents carry the `_id` the broker gave them, a second insert of one
 is refused as a duplicate and ignored, and a chunk is deleted only once all its batches are in. So a broker and a
