@@ -268,11 +268,10 @@ def void_experiment_secrets_if_done(db, experiment_id):
     voided = replace_protected_image_auth(auth, VOIDED) if auth else auth
     if experiment.get('registrationComplete') is False:
         return False
-    if voided != auth and any(count > 0 for state, count in (experiment.get(COUNTS) or {}).items()
-                              if state not in TERMINAL_STATES):
-        return False
-    if voided != auth and db[BATCHES].count_documents(
-            {'experimentId': experiment_id, 'state': {'$nin': list(TERMINAL_STATES)}}, limit=1):
+    counted_unfinished = any(count > 0 for state, count in (experiment.get(COUNTS) or {}).items()
+                             if state not in TERMINAL_STATES)
+    if voided != auth and (counted_unfinished or db[BATCHES].count_documents(
+            {'experimentId': experiment_id, 'state': {'$nin': list(TERMINAL_STATES)}}, limit=1)):
         return False
     db[EXPERIMENTS].update_one({'_id': oid}, {'$set': {'container.settings.image.auth': voided, SECRETS_VOIDED: True}}
                                if voided != auth else {'$set': {SECRETS_VOIDED: True}})

@@ -131,7 +131,7 @@ def container_archive(job, agent_source, uid=0):
 
 def pop_inline_streams(result):
     """{stream: bytes} of the streams the agent's result carries (small ones, base64), removed from `result` so
-    that only the masked copy kept in GridFS holds them; empty without a result or when they are malformed."""
+    that only the masked copy kept as the batch's output holds them; empty without a result or when they are malformed."""
     if result is None:
         return {}
     carried = result.pop(ccagent.STREAM_DATA_KEY, None)

@@ -18,8 +18,8 @@ without their `_`). Container output is read with a byte limit (`Engine.log_tail
 The command's stdout and stderr are files in the container (the agent's result names them, and carries those of
 at most 64 KiB itself): after the exit a larger one is read from the engine's tar stream up to
 `controller.max_output_bytes` (`Engine.file_head`); each is masked as a whole (a value cut by the limit too) and kept
-in GridFS as the batch's output (cc_agency/batch_output.py), before the container is removed; only the latest
-attempt's output is kept. A run that succeeded costs the engine a wait, one read of the container's stdout and the
+as the batch's output (cc_agency/batch_output.py), before the container is removed; only the latest attempt's
+output is kept. A run that succeeded costs the engine a wait, one read of the container's stdout and the
 removal: the memory flag (inspect) and the container's stderr only explain a failure and are read only then.
 """
 import logging
