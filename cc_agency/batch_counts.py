@@ -13,7 +13,7 @@ minus the others and minus what is staged.
 """
 from bson import ObjectId
 
-from cc_agency.db import BATCHES, EXPERIMENTS
+from cc_agency.db import BATCHES, EXPERIMENTS, PENDING_BATCHES
 from cc_agency.states import ALL_STATES, REGISTERED, TERMINAL_STATES
 
 COUNTS = 'stateCounts'
@@ -29,15 +29,17 @@ def zero_counts():
 
 
 def counts_from(batch_count, state_counts, staged=None):
-    """{state: n} from an experiment's batchCount, stateCounts and stagedChunks (pure)."""
-    batch_count -= sum((staged or {}).values())
+    """{state: n} from an experiment's batchCount, stateCounts and stagedChunks (pure). The staged batches that are
+    registered (stagedChunks: {chunk id: how many}) count as registered: they are (cc_agency.staged_batches)."""
+    staged_count = sum((staged or {}).values())
     counts = zero_counts()
     for state in COUNTED_STATES:
         counts[state] = max(0, int((state_counts or {}).get(state, 0)))
     if REGISTERED in (state_counts or {}):
-        counts[REGISTERED] = max(0, int(state_counts[REGISTERED]))
+        inserted = max(0, int(state_counts[REGISTERED]))
     else:
-        counts[REGISTERED] = max(0, batch_count - sum(counts[state] for state in COUNTED_STATES))
+        inserted = max(0, batch_count - staged_count - sum(counts[state] for state in COUNTED_STATES))
+    counts[REGISTERED] = inserted + max(0, staged_count)
     return counts
 
 
@@ -91,15 +93,21 @@ def total(db, experiment_filter, state=None):
 
 
 def recount(db, experiment_id):
-    """Set an experiment's stateCounts from its batches (slow on a large experiment; see the module docstring)."""
+    """Set an experiment's stateCounts and stagedChunks from its batches, inserted and staged (slow on a large
+    experiment; see the module docstring)."""
+    from cc_agency import staged_batches  # it reads the chunks, and counts with this module's names
     counts = _aggregate(db, [str(experiment_id)])[str(experiment_id)]
-    db[EXPERIMENTS].update_one({'_id': ObjectId(experiment_id)},
-                               {'$set': {COUNTS: counts}})
+    staged_states, staged = staged_batches.count_staged(db, experiment_id)
+    for state, number in staged_states.items():
+        counts[state] += number
+    db[EXPERIMENTS].update_one({'_id': ObjectId(experiment_id)}, {'$set': {COUNTS: counts, STAGED: staged}})
 
 
 def recount_unfinished(db):
-    """Recount every experiment that still has a batch that has not ended; returns how many were recounted."""
-    experiment_ids = db[BATCHES].distinct('experimentId', {'state': {'$nin': list(TERMINAL_STATES)}})
+    """Recount every experiment that still has a batch that has not ended, or staged batches; returns how many were
+    recounted."""
+    experiment_ids = set(db[BATCHES].distinct('experimentId', {'state': {'$nin': list(TERMINAL_STATES)}}))
+    experiment_ids.update(str(e) for e in db[PENDING_BATCHES].distinct('experimentId'))
     for experiment_id in experiment_ids:
         recount(db, experiment_id)
     return len(experiment_ids)

@@ -93,7 +93,12 @@ def ensure_indexes(db):
         collection.create_index([('username', 1)] + LIST_ORDER)
     db[EXPERIMENTS].create_index([('registrationComplete', 1)])  # registrations under way
     db[EXPERIMENTS].create_index([('stateCounts.registered', 1)])  # those with queued batches (cc_agency.batch_counts)
-    db[PENDING_BATCHES].create_index([('stagedAt', 1)])  # orphaned chunks
+    pending = db[PENDING_BATCHES]
+    pending.create_index([('stagedAt', 1)])  # orphaned chunks
+    pending.create_index([('experimentId', 1)])  # an experiment's chunks (cancel, recount)
+    pending.create_index([('idTimes', 1)])  # the chunks that may hold a batch id (cc_agency.staged_batches)
+    pending.create_index([('firstSeq', 1)])  # the chunks of a range of sequence numbers, from below...
+    pending.create_index([('lastSeq', 1)])  # ... and from above
     db[NODES].create_index([(NODE_SCHEDULABLE, 1)])  # the cordoned nodes (cc_agency.cordon)
     db[NODE_IMAGES].create_index([('node', 1), ('image', 1)], unique=True)  # one last use per node and image
     db[NODE_IMAGES].create_index([('node', 1), ('lastUsed', 1)])  # the pruner's candidates

@@ -1,12 +1,15 @@
-"""Registering an experiment's batches: staged by the broker in a few large writes, then inserted chunk by chunk.
+"""Registering an experiment's batches: staged by the broker in a few large writes, inserted as the queue needs them.
 
-Why: one document per batch is what the scheduler and the API need, but inserting them is the slow part of
-POST /red, and it grows with the experiment (10,000 batches: seconds on a MongoDB-wire server that indexes every
-document on its own). So the broker writes the batch documents in chunks of up to CHUNK_BATCHES, one document each
-in `pending_batches`, then the experiment, whose `pendingChunks` lists them: that insert is the commit point.
-An experiment of one chunk is registered by the broker before it answers; a larger one by the controller's
-registrar, chunk by chunk, within seconds. Its batches can be listed and scheduled as they arrive, and its
-`registrationComplete` turns true with the last chunk (as an array job's children appear after it is accepted).
+Why: one document per batch is what the scheduler needs, but inserting them is the slow part of registering, and it
+grows with the experiment: SecantusDB, the embedded default, writes each document and each of its index entries on
+its own (at best about 2,000 batches/s, about 600/s while batches run). So the broker writes the batch documents in
+chunks of up to CHUNK_BATCHES, one document each in `pending_batches`, then the experiment, whose `pendingChunks`
+lists them: that insert is the commit point. From then on every batch is registered: counted, listed, found by id
+and cancelled like the others while its document is still in its chunk (cc_agency.staged_batches). An experiment of
+one chunk is inserted by the broker before it answers. Of a larger one, the controller's registrar inserts the next
+chunk, in order, whenever fewer than LOOKAHEAD of the experiment's batches are queued in the collection, as Slurm
+splits a job array's task records off as they start; a chunk that holds a cancelled batch is inserted at once, so
+that its notification goes out. `registrationComplete` turns true with the last chunk.
 
 A chunk holds its batch documents as one binary value, their BSON one after the other (as a mongodump file does):
 the database stores and returns one value instead of a thousand nested documents, three times faster. Its batches
@@ -14,13 +17,15 @@ are inserted INSERT_DOCS at a time: SecantusDB holds a collection's write lock f
 inserts a thousand batches under load (seconds), every state change of a batch waits: scheduling passes took up
 to 42 s while 100,000 batches were registered. A hundred at a time cost the insert nothing measurable.
 
-Registering a chunk is idempotent: its batch documents carry the `_id` the broker gave them, a second insert of one
-is refused as a duplicate and ignored, and a chunk is deleted only once all its batches are in. So a broker and a
-controller may both register a chunk, and a crash at any point is repaired by registering it again. A chunk holds
-the batches' secrets too: it is deleted as soon as its batches are in.
+Inserting a chunk is idempotent: the registrar claims it first (`claimedAt`; a cancel does not rewrite a claimed
+chunk), its batch documents carry the `_id` the broker gave them, a second insert of one is refused as a duplicate
+and ignored, and a chunk is deleted only once all its batches are in. A claim older than CLAIM_STALE_S is of a
+registrar that died, and is taken over. So a crash at any point is repaired by inserting the chunk again. A chunk
+holds the batches' secrets too: it is deleted as soon as its batches are in, and a cancel voids them in the chunk.
 
-Chunks whose experiment was never written (the database failed during POST /red) are orphans: the controller's
-janitor deletes them ORPHAN_AFTER_S after they were staged, far longer than any request may take.
+Chunks whose experiment was never written (the database failed during POST /red) are orphans: nobody's batches,
+never shown, and the controller's janitor deletes them ORPHAN_AFTER_S after they were staged, far longer than any
+request may take.
 """
 import logging
 
@@ -31,17 +36,21 @@ from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 
 from cc_agency import loggable, transitions
-from cc_agency.batch_counts import QUEUED, STAGED
+from cc_agency.batch_counts import COUNTS, QUEUED, STAGED
 from cc_agency.db import BATCHES, EXPERIMENTS, PENDING_BATCHES, SEQ, now
 from cc_agency.states import REGISTERED
 
 log = logging.getLogger(__name__)
 
 CHUNK_BATCHES = 1000
+LOOKAHEAD = CHUNK_BATCHES  # the registrar inserts an experiment's next chunk while fewer of its batches are queued
 INSERT_DOCS = 100
 CHUNK_BYTES = 8 * 1024 * 1024  # a chunk document stays well inside MongoDB's 16 MB
 MAX_BATCH_BYTES = 16 * 1024 * 1024 - 64 * 1024  # one batch alone in its chunk, with room for the chunk's fields
 ORPHAN_AFTER_S = 300
+CLAIM_STALE_S = 60  # a claim this old is of a registrar that died: another takes the chunk over
+ENDED_CHUNKS = 'endedChunks'  # field of an experiment: its staged chunks that hold an ended (cancelled) batch
+CANCEL_REQUESTED = 'cancelRequested'  # field of an experiment: when DELETE /experiments/<id> cancelled it
 DUPLICATE_KEY = 11000
 RAW = CodecOptions(document_class=RawBSONDocument)
 
@@ -93,14 +102,15 @@ def stage(db, experiment, batch_docs):
     Every batch document gets its `_id` here. Raises BatchTooLarge before any write; on a database error, removes what
     it can of what it wrote (see `discard`) and raises. Returns the chunk ids, in order.
     """
-    encoded = [bson.encode(dict(doc, _id=ObjectId())) for doc in batch_docs]
+    docs = [dict(doc, _id=ObjectId()) for doc in batch_docs]
+    encoded = [bson.encode(doc) for doc in docs]
     for index, blob in enumerate(encoded):
         if len(blob) > MAX_BATCH_BYTES:
             raise BatchTooLarge(index)
     staged_at = now()
     bounds = chunk_bounds([len(blob) for blob in encoded])
-    chunks = [{'_id': ObjectId(), 'experimentId': experiment['_id'], 'stagedAt': staged_at,
-               'batches': Binary(b''.join(encoded[start:end]))}
+    chunks = [dict(chunk_fields(experiment, docs[start:end]), _id=ObjectId(), stagedAt=staged_at,
+                   batches=Binary(b''.join(encoded[start:end])))
               for start, end in bounds]
     chunk_ids = [chunk['_id'] for chunk in chunks]
     try:
@@ -112,6 +122,17 @@ def stage(db, experiment, batch_docs):
         discard(db, experiment['_id'], chunk_ids)
         raise
     return chunk_ids
+
+
+def chunk_fields(experiment, docs):
+    """What a chunk tells about the batches it holds, so that they are found without decoding it
+    (cc_agency.staged_batches): their owner, the range of their sequence numbers (consecutive, in order), the range
+    of their ids and the distinct seconds of those ids (indexed: a batch id leads to the chunks staged in its
+    second). `version` counts the chunk's rewrites, `claimedAt` is set by the registrar inserting it (pure)."""
+    ids = [doc['_id'] for doc in docs]
+    return {'experimentId': experiment['_id'], 'username': experiment['username'],
+            'firstSeq': docs[0][SEQ], 'lastSeq': docs[-1][SEQ], 'firstId': min(ids), 'lastId': max(ids),
+            'idTimes': sorted({int(oid.generation_time.timestamp()) for oid in ids}), 'version': 0, 'claimedAt': None}
 
 
 def chunk_batches(chunk):
@@ -130,14 +151,20 @@ def discard(db, experiment_id, chunk_ids):
 
 
 def _registered(db, experiment_id, chunk_id):
-    """The chunk's batches are in: they count as queued instead of staged (cc_agency.batch_counts), in one write
-    that only the first call makes (idempotent)."""
+    """The chunk's batches are in: those still registered count as queued instead of staged (cc_agency.batch_counts),
+    and the chunk leaves the experiment's lists, in one write that only the first call makes (idempotent). A
+    compare-and-set on the staged count, which a cancel may lower meanwhile (cc_agency.staged_batches). Returns how
+    many batches it moved to the queue."""
     staged_key = '{}.{}'.format(STAGED, chunk_id)
-    experiment = db[EXPERIMENTS].find_one({'_id': experiment_id}, {staged_key: 1})
-    count = ((experiment or {}).get(STAGED) or {}).get(str(chunk_id))
-    if count is not None:
-        db[EXPERIMENTS].update_one({'_id': experiment_id, staged_key: count},
-                                   {'$unset': {staged_key: ''}, '$inc': {QUEUED: count}})
+    while True:
+        experiment = db[EXPERIMENTS].find_one({'_id': experiment_id}, {staged_key: 1})
+        count = ((experiment or {}).get(STAGED) or {}).get(str(chunk_id))
+        if count is None:
+            return 0
+        if db[EXPERIMENTS].update_one({'_id': experiment_id, staged_key: count}, {
+                '$unset': {staged_key: ''}, '$inc': {QUEUED: count},
+                '$pull': {'pendingChunks': chunk_id, ENDED_CHUNKS: chunk_id}}).modified_count:
+            return count
 
 
 def _insert_new(db, batches):
@@ -150,36 +177,89 @@ def _insert_new(db, batches):
             raise
 
 
-def register(db, experiment_id, chunk_ids, on_chunk=None):
-    """Insert the batches of each chunk still staged, delete the chunk, then mark the experiment complete.
+def claim(db, chunk_id):
+    """The chunk, claimed for inserting it; None when it is gone or another registrar holds it. While claimed, a
+    chunk is not rewritten (a cancel waits for its batches to be in). Two plain updates, not one with `$or`:
+    SecantusDB's planner scans the whole collection for that one."""
+    claimed_at = now()
+    for holder in (None, {'$lt': claimed_at - CLAIM_STALE_S}):
+        if db[PENDING_BATCHES].update_one({'_id': chunk_id, 'claimedAt': holder},
+                                          {'$set': {'claimedAt': claimed_at}}).modified_count:
+            return db[PENDING_BATCHES].find_one({'_id': chunk_id})
+    return None
 
-    Safe to repeat and to run twice at once (see the module's docstring). `on_chunk()` is called after each chunk.
-    """
-    for chunk_id in chunk_ids:
-        chunk = db[PENDING_BATCHES].find_one({'_id': chunk_id})
-        if chunk is None:  # registered already (its count may still be staged if that process stopped here)
-            _registered(db, experiment_id, chunk_id)
-            continue
+
+def register_chunk(db, experiment_id, chunk_id):
+    """Insert one chunk's batches and delete it; returns how many of them are queued now, or None when another
+    registrar is inserting it."""
+    chunk = claim(db, chunk_id)
+    if chunk is None:
+        if db[PENDING_BATCHES].count_documents({'_id': chunk_id}, limit=1):
+            return None
+        return _registered(db, experiment_id, chunk_id)  # inserted already (its count may still be staged)
+    try:
         batches = chunk_batches(chunk)
         for start in range(0, len(batches), INSERT_DOCS):
             _insert_new(db, batches[start:start + INSERT_DOCS])
-        db[PENDING_BATCHES].delete_one({'_id': chunk_id})
-        _registered(db, experiment_id, chunk_id)
+    except Exception:
+        _release(db, chunk)
+        raise
+    db[PENDING_BATCHES].delete_one({'_id': chunk_id})
+    return _registered(db, experiment_id, chunk_id)
+
+
+def _release(db, chunk):
+    """Give a claimed chunk back after a failed insert, so that the next registrar need not wait for the claim to
+    go stale (best effort: when the database fails, it does go stale)."""
+    try:
+        db[PENDING_BATCHES].update_one({'_id': chunk['_id'], 'claimedAt': chunk['claimedAt']},
+                                       {'$set': {'claimedAt': None}})
+    except pymongo.errors.PyMongoError:
+        pass
+
+
+def register(db, experiment_id, chunk_ids, on_chunk=None, lookahead=None):
+    """Insert the batches of the staged chunks `chunk_ids` (the experiment's, in order), delete each; once none is
+    left, mark the experiment complete. Returns whether it is.
+
+    With a `lookahead`, a chunk is inserted only while fewer than that many batches of the experiment are queued,
+    or when it holds an ended batch (its notification is due; see the module's docstring). Safe to repeat and to
+    run twice at once. `on_chunk()` is called after each chunk.
+    """
+    experiment = db[EXPERIMENTS].find_one({'_id': experiment_id}, {QUEUED: 1, ENDED_CHUNKS: 1})
+    if experiment is None:
+        return False
+    queued = ((experiment.get(COUNTS) or {}).get(REGISTERED)) or 0
+    ended = set(experiment.get(ENDED_CHUNKS) or ())
+    for chunk_id in chunk_ids:
+        if lookahead is not None and queued >= lookahead and chunk_id not in ended:
+            continue
+        moved = register_chunk(db, experiment_id, chunk_id)
+        if moved is None:  # another registrar is inserting it, and completes the registration if it is the last
+            continue
+        queued += moved
+        if moved and CANCEL_REQUESTED in (db[EXPERIMENTS].find_one({'_id': experiment_id}, {CANCEL_REQUESTED: 1}) or {}):
+            # cancelled while this chunk was being inserted: its batches are cancelled as the others were
+            transitions.BatchLifecycle(db).cancel_experiment(str(experiment_id))
         if on_chunk is not None:
             on_chunk()
-    db[EXPERIMENTS].update_one({'_id': experiment_id},
-                               {'$set': {'registrationComplete': True}, '$unset': {'pendingChunks': '', STAGED: ''}})
+    if db[PENDING_BATCHES].count_documents({'experimentId': experiment_id}, limit=1):
+        return False
+    db[EXPERIMENTS].update_one({'_id': experiment_id}, {'$set': {'registrationComplete': True},
+                                                        '$unset': {'pendingChunks': '', STAGED: '', ENDED_CHUNKS: ''}})
     # batches may all have ended while the last ones were being inserted (after a crash): then this is the moment
     transitions.void_experiment_secrets_if_done(db, str(experiment_id))
+    return True
 
 
-def register_pending(db, on_chunk=None):
-    """Finish every registration still under way, oldest first; returns how many were finished."""
+def register_pending(db, on_chunk=None, lookahead=LOOKAHEAD):
+    """Insert what the queues of the registrations under way need (see `register`), oldest first; returns how many
+    registrations were finished."""
     unfinished = list(db[EXPERIMENTS].find({'registrationComplete': False}, {'pendingChunks': 1}).sort(SEQ, 1))
     finished = 0
     for experiment in unfinished:
         try:
-            register(db, experiment['_id'], experiment.get('pendingChunks', []), on_chunk)
+            complete = register(db, experiment['_id'], experiment.get('pendingChunks', []), on_chunk, lookahead)
         except pymongo.errors.ConnectionFailure:
             raise
         except Exception as e:  # one bad document must not hold up the registrations after it
@@ -187,8 +267,9 @@ def register_pending(db, on_chunk=None):
             log.error('experiment %s: registering its batches failed, retried later (%s)', experiment['_id'],
                       loggable.describe(e))
             continue
-        log.info('experiment %s: all its batches are registered', experiment['_id'])
-        finished += 1
+        if complete:
+            log.info('experiment %s: all its batches are inserted', experiment['_id'])
+            finished += 1
     return finished
 
 

@@ -54,10 +54,14 @@ def read_ranges(read_range, low, high, limit, skip=0, ascending=True):
     return found
 
 
-def read_in_order(collection, lead, rest, low, high, limit, skip=0, ascending=True, without=()):
+def read_in_order(collection, lead, rest, low, high, limit, skip=0, ascending=True, without=(), extra=None):
     """Up to `limit` documents with sequence numbers in low..high that match `lead` and `rest`, in the order of
-    their sequence numbers, after skipping `skip` of them, each without the top-level fields `without`."""
-    def read_range(first, last, skip, take):
+    their sequence numbers, after skipping `skip` of them, each without the top-level fields `without`.
+
+    `extra`: documents kept outside the collection too (staged batches, cc_agency.staged_batches):
+    `extra(first, last, skip, take, read_collection)` reads a range, the collection's part with
+    `read_collection(first, last, skip, take)`, with the contract of `read_ranges`' `read_range`."""
+    def read_collection(first, last, skip, take):
         stages = [{'$match': dict(lead, **{SEQ: {'$gte': first, '$lte': last}})}] + ([{'$match': rest}] if rest else [])
         page = [{'$sort': {SEQ: 1 if ascending else -1}}, {'$skip': skip}, {'$limit': take}]
         if not skip:
@@ -66,6 +70,11 @@ def read_in_order(collection, lead, rest, low, high, limit, skip=0, ascending=Tr
         # one read of the range tells how many it holds and, when that is more than skip, the page
         [result] = collection.aggregate(stages + [{'$facet': {'n': [{'$count': 'n'}], 'page': page}}])
         return (result['n'][0]['n'] if result['n'] else 0), result['page']
+
+    def read_range(first, last, skip, take):
+        if extra is None:
+            return read_collection(first, last, skip, take)
+        return extra(first, last, skip, take, read_collection)
 
     found = read_ranges(read_range, low, high, limit, skip, ascending)
     for doc in found:

@@ -2,6 +2,7 @@
 of cc-agency 9.3 that its web UI reads (in addition to this API's own)."""
 from cc_agency.batch_counts import COUNTS, STAGED
 from cc_agency.notifications import NOTIFY_MARKER
+from cc_agency.registration import ENDED_CHUNKS
 from cc_agency.secrets import MASK, mask_batch_secrets, replace_protected_image_auth
 from cc_agency.transitions import SECRETS_VOIDED
 
@@ -13,6 +14,7 @@ def experiment_json(doc, batch_counts=None):
     out.pop(SECRETS_VOIDED, None)  # the controller's bookkeeping
     out.pop(COUNTS, None)  # internal: shown as batchCounts
     out.pop(STAGED, None)
+    out.pop(ENDED_CHUNKS, None)  # the registrar's
     if batch_counts is not None:
         out['batchCounts'] = batch_counts
     image = out.get('container', {}).get('settings', {}).get('image', {})

@@ -48,11 +48,12 @@ def split_query(query):
     return {}, rest
 
 
-def find_page(collection, query, without=(), seq_range=None):
+def find_page(collection, query, without=(), seq_range=None, extra=None):
     """The page the request's skip, limit and ascending ask for, of the documents matching `query`, each without
     the top-level fields `without`.
 
     `seq_range`: (first, last) sequence numbers the documents can have (e.g. the batches of one experiment).
+    `extra(query, ascending)`: the `extra` of read_in_order for this query (documents kept outside the collection).
     """
     skip = int_arg('skip', 0, minimum=0)
     limit = int_arg('limit', DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
@@ -62,4 +63,5 @@ def find_page(collection, query, without=(), seq_range=None):
     # a range given out at registration never goes beyond the last sequence number
     low, high = seq_range or (1, last_seq(collection.database, collection.name))
     lead, rest = split_query(query)
-    return read_in_order(collection, lead, rest, low, high, limit, skip, ascending, without)
+    return read_in_order(collection, lead, rest, low, high, limit, skip, ascending, without,
+                         extra and extra(query, ascending))

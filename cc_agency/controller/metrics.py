@@ -131,8 +131,7 @@ class ClusterCollector:
             return list(self._families)
 
     def _read(self):
-        experiments = self.db[EXPERIMENTS].find({'registrationComplete': {'$ne': False}},
-                                                {'batchCount': 1, 'stateCounts': 1, 'stagedChunks': 1})
+        experiments = self.db[EXPERIMENTS].find({}, {'batchCount': 1, 'stateCounts': 1, 'stagedChunks': 1})
         counts = zero_counts()
         for experiment_counts in batch_counts(self.db, experiments).values():
             for state, number in experiment_counts.items():

@@ -182,7 +182,9 @@ def test_a_registration_the_broker_cannot_finish_is_finished_by_the_controller(f
     assert response.json()['registrationComplete'] is False
     experiment_id = response.json()['experimentId']
     assert fragile.get(alice, '/experiments/' + experiment_id).json()['registrationComplete'] is False
-    assert fragile.get(alice, '/batches/count', experimentId=experiment_id).json() == {'count': 0}
+    # registered all the same: staged, and read from their chunk
+    assert fragile.get(alice, '/batches/count', experimentId=experiment_id).json() == {'count': 5}
+    assert len(fragile.get(alice, '/batches', experimentId=experiment_id).json()) == 5
 
     assert registration.register_pending(fragile.db) == 1
     assert fragile.get(alice, '/experiments/' + experiment_id).json()['registrationComplete'] is True

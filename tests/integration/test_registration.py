@@ -44,23 +44,24 @@ def test_staging_writes_chunks_and_the_experiment_last(mongo_db):
     assert experiment['registrationComplete'] is False and experiment['pendingChunks'] == chunk_ids
     assert mongo_db[BATCHES].count_documents({}) == 0
 
-    assert registration.register_pending(mongo_db) == 1
+    assert registration.register_pending(mongo_db, lookahead=None) == 1
     assert_registered_once(mongo_db, experiment_id, seqs)
 
 
 def test_a_registration_broken_off_in_a_chunk_is_finished_with_each_batch_once(mongo_db):
     ensure_indexes(mongo_db)
     experiment_id, chunk_ids, seqs = stage_experiment(mongo_db, 2500)
-    # a registrar died after the first chunk and 400 batches of the second
+    # a registrar died after the first chunk and 400 batches of the second, which it had claimed 10 minutes ago
     def batches_of(chunk_id):
         return registration.chunk_batches(mongo_db[PENDING_BATCHES].find_one({'_id': chunk_id}))
     mongo_db[BATCHES].insert_many(batches_of(chunk_ids[0]))
     mongo_db[PENDING_BATCHES].delete_one({'_id': chunk_ids[0]})
+    mongo_db[PENDING_BATCHES].update_one({'_id': chunk_ids[1]}, {'$set': {'claimedAt': time.time() - 600}})
     mongo_db[BATCHES].insert_many(batches_of(chunk_ids[1])[:400])
 
     chunks_done = []
-    assert registration.register_pending(mongo_db, on_chunk=lambda: chunks_done.append(1)) == 1
-    assert len(chunks_done) == 2
+    assert registration.register_pending(mongo_db, on_chunk=lambda: chunks_done.append(1), lookahead=None) == 1
+    assert len(chunks_done) == 3  # the first chunk's count moved to the queue, the others inserted
     assert_registered_once(mongo_db, experiment_id, seqs)
     assert registration.register_pending(mongo_db) == 0  # nothing left to do
 
@@ -108,36 +109,118 @@ def test_only_chunks_of_experiments_never_written_are_removed_and_only_when_old(
     assert mongo_db[PENDING_BATCHES].count_documents({'experimentId': committed_id}) == 2
 
 
-def test_a_large_experiment_is_answered_at_once_and_registered_by_the_controller(make_agency):
-    agency = make_agency({})  # no node: the batches stay registered
-    agency.create_user('alice', 'alice-pw')
-    alice = agency.session('alice', 'alice-pw')
-    agency.stop_controller()
+def secret_red(count):
+    """A RED of `count` batches whose input connectors carry a password."""
+    return reds.red([reds.batch('http://127.0.0.1:9', name='in{}.txt'.format(i),
+                                access_extra={'auth': {'username': 'u', 'password': 'pw-{}'.format(i)}})
+                     for i in range(count)])
 
-    response = alice.post(agency.url + '/red', json=reds.red_of(2500), timeout=60)
-    assert response.status_code == 200, response.text
-    assert response.json()['registrationComplete'] is False
-    experiment_id = response.json()['experimentId']
-    experiment = alice.get(agency.url + '/experiments/' + experiment_id, timeout=10).json()
-    assert experiment['registrationComplete'] is False and experiment['batchCount'] == 2500
-    assert 'pendingChunks' not in experiment
-    count = alice.get(agency.url + '/batches/count', params={'experimentId': experiment_id}, timeout=10).json()
-    assert count == {'count': 0}  # no controller yet: the batches are only staged
 
-    agency.start_controller()
-    deadline = time.monotonic() + 60
-    while not alice.get(agency.url + '/experiments/' + experiment_id, timeout=10).json()['registrationComplete']:
+def wait_until(condition, agency, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not condition():
         assert time.monotonic() < deadline, agency.log('controller')[-3000:]
         time.sleep(0.1)
+
+
+def test_a_large_experiment_is_registered_at_once_and_inserted_as_its_queue_needs(make_agency):
+    agency = make_agency({})  # no node: the batches stay registered
+    agency.create_user('alice', 'alice-pw')
+    agency.create_user('bob', 'bob-pw')
+    alice, bob = agency.session('alice', 'alice-pw'), agency.session('bob', 'bob-pw')
+    agency.stop_controller()
+
+    response = alice.post(agency.url + '/red', json=secret_red(2500), timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.json()['registrationComplete'] is False  # its batch documents are still in their chunks
+    experiment_id = response.json()['experimentId']
+    experiment = alice.get(agency.url + '/experiments/' + experiment_id, timeout=10).json()
+    assert experiment['batchCount'] == 2500 and experiment['batchCounts']['registered'] == 2500
+    assert 'pendingChunks' not in experiment and 'endedChunks' not in experiment
+    # no controller yet: every batch is staged, and registered for every reader
     count = alice.get(agency.url + '/batches/count', params={'experimentId': experiment_id}, timeout=10).json()
     assert count == {'count': 2500}
     first = experiment['batchSeq']
-    page = alice.get(agency.url + '/batches', params={'experimentId': experiment_id, 'ascending': 'true',
-                                                      'limit': 1000, 'skip': 1000}, timeout=10).json()
-    assert [b['seq'] for b in page] == list(range(first + 1000, first + 2000))
-    assert {b['state'] for b in page} == {'registered'}
+
+    def page(**params):
+        return alice.get(agency.url + '/batches', params=dict(params, experimentId=experiment_id), timeout=10).json()
+    across = page(ascending='true', limit=1000, skip=500)  # the end of the first chunk and the second
+    assert [b['seq'] for b in across] == list(range(first + 500, first + 1500))
+    assert {b['state'] for b in across} == {'registered'}
+    newest = page(state='registered', limit=100)
+    assert [b['seq'] for b in newest] == list(range(first + 2499, first + 2399, -1))
+    assert [b['batchesListIndex'] for b in newest[:2]] == [2499, 2498]
+    batch_url = agency.url + '/batches/' + across[0]['_id']
+    one = alice.get(batch_url, timeout=10).json()
+    assert one['seq'] == first + 500 and one['state'] == 'registered'
+    assert one['inputs']['infile']['connector']['access']['auth']['password'] == '********'
+    assert bob.get(batch_url, timeout=10).status_code == 404  # another user's staged batch is not theirs to see
+    assert bob.get(agency.url + '/batches/count', timeout=10).json() == {'count': 0}
+    assert alice.get(batch_url + '/stdout', timeout=10).status_code == 404  # it has not run
+    assert alice.get(agency.url + '/batches/' + str(ObjectId()), timeout=10).status_code == 404
+
+    agency.start_controller()
+    with agency.database() as db:
+        # the registrar inserts the first chunk: then 1,000 are queued, as many as the queue needs ahead
+        wait_until(lambda: db[PENDING_BATCHES].count_documents({}) == 2, agency)
+        time.sleep(3)  # rounds of the registrar (woken at least every pass interval) insert no more
+        assert db[PENDING_BATCHES].count_documents({}) == 2
+        assert sorted(b['seq'] for b in db[BATCHES].find({}, {'seq': 1})) == list(range(first, first + 1000))
+    assert page(ascending='true', limit=1000, skip=500) == across  # half inserted, half staged: the same page
+    assert page(state='registered', limit=100) == newest
+    assert alice.get(batch_url, timeout=10).json() == one
+    count = alice.get(agency.url + '/batches/count', params={'experimentId': experiment_id}, timeout=10).json()
+    assert count == {'count': 2500}
+    assert alice.get(agency.url + '/experiments/' + experiment_id, timeout=10).json()['registrationComplete'] is False
+
+
+def test_staged_batches_are_cancelled_in_their_chunk_and_then_inserted(make_agency):
+    agency = make_agency({})
+    agency.create_user('alice', 'alice-pw')
+    agency.create_user('bob', 'bob-pw')
+    alice, bob = agency.session('alice', 'alice-pw'), agency.session('bob', 'bob-pw')
+    agency.stop_controller()
+    experiment_id = alice.post(agency.url + '/red', json=secret_red(2500), timeout=60).json()['experimentId']
+    first = alice.get(agency.url + '/experiments/' + experiment_id, timeout=10).json()['batchSeq']
+    staged = alice.get(agency.url + '/batches', params={'experimentId': experiment_id, 'ascending': 'true',
+                                                        'skip': 2100, 'limit': 1}, timeout=10).json()[0]
+    assert staged['seq'] == first + 2100
+
+    assert bob.delete(agency.url + '/batches/' + staged['_id'], timeout=30).status_code == 404
+    response = alice.delete(agency.url + '/batches/' + staged['_id'], timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.json()['state'] == 'cancelled'
+    assert alice.get(agency.url + '/batches/' + staged['_id'], timeout=10).json()['state'] == 'cancelled'
+    assert alice.delete(agency.url + '/batches/' + staged['_id'], timeout=30).status_code == 409
+    counts = alice.get(agency.url + '/experiments/' + experiment_id, timeout=10).json()['batchCounts']
+    assert (counts['registered'], counts['cancelled']) == (2499, 1)
+    cancelled = alice.get(agency.url + '/batches', params={'experimentId': experiment_id, 'state': 'cancelled'},
+                          timeout=10).json()
+    assert [b['_id'] for b in cancelled] == [staged['_id']]
+    with agency.database() as db:
+        chunk = db[PENDING_BATCHES].find_one({'firstSeq': {'$lte': first + 2100}, 'lastSeq': {'$gte': first + 2100}})
+        doc = next(b for b in registration.chunk_batches(chunk) if b['seq'] == first + 2100)
+        assert doc['inputs']['infile']['connector']['access']['auth']['password'] is None  # voided in the chunk
+        assert [entry['state'] for entry in doc['history']] == ['registered', 'cancelled']
+
+    response = alice.delete(agency.url + '/experiments/' + experiment_id, timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.json()['cancelled'] == 2499
+    counts = alice.get(agency.url + '/experiments/' + experiment_id, timeout=10).json()['batchCounts']
+    assert (counts['registered'], counts['cancelled']) == (0, 2500)
+    assert alice.get(agency.url + '/batches/count', params={'state': 'registered'}, timeout=10).json() == {'count': 0}
+
+    agency.start_controller()  # chunks that hold cancelled batches are inserted at once
+    wait_until(lambda: alice.get(agency.url + '/experiments/' + experiment_id,
+                                 timeout=10).json()['registrationComplete'], agency)
     with agency.database() as db:
         assert db[PENDING_BATCHES].count_documents({}) == 0
+        batches = list(db[BATCHES].find({}, {'seq': 1, 'state': 1, 'inputs': 1}))
+        assert sorted(b['seq'] for b in batches) == list(range(first, first + 2500))
+        assert {b['state'] for b in batches} == {'cancelled'}
+        assert {b['inputs']['infile']['connector']['access']['auth']['password'] for b in batches} == {None}
+    counts = alice.get(agency.url + '/experiments/' + experiment_id, timeout=10).json()['batchCounts']
+    assert (counts['registered'], counts['cancelled']) == (0, 2500)
 
 
 def test_registry_credentials_stay_until_the_last_batch_is_registered_and_ended(mongo_db):
@@ -155,7 +238,7 @@ def test_registry_credentials_stay_until_the_last_batch_is_registered_and_ended(
     transitions.void_experiment_secrets_if_done(mongo_db, str(experiment_id))
     assert image_auth() == auth  # the staged batches still need it to pull the image
 
-    assert registration.register_pending(mongo_db) == 1
+    assert registration.register_pending(mongo_db, lookahead=None) == 1
     assert image_auth() == auth  # 500 batches are registered now, not ended
     mongo_db[BATCHES].update_many({}, {'$set': {'state': 'failed'}})
     transitions.void_experiment_secrets_if_done(mongo_db, str(experiment_id))

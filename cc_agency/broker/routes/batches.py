@@ -4,11 +4,13 @@ stdout and stderr are streamed from GridFS piece by piece (cc_agency/batch_outpu
 broker one GridFS chunk of memory at a time (a small one is in the output document); only the batch's owner (or an
 admin) gets them.
 """
+import time
+
 from bson import ObjectId
 from flask import Blueprint, Response, jsonify, stream_with_context
 
-from cc_agency import batch_counts, batch_output
-from cc_agency.broker.context import bool_arg, broker, db, find_visible, object_id, requires_auth
+from cc_agency import batch_counts, batch_output, staged_batches
+from cc_agency.broker.context import bool_arg, broker, db, find_visible, object_id, requires_auth, user_scope
 from cc_agency.broker.documents import batch_json
 from cc_agency.broker.errors import ApiError, not_found
 from cc_agency.broker.listing import find_page, list_filter
@@ -22,6 +24,8 @@ LIST_WITHOUT = ('history', 'inputs', 'outputs')
 TIMELINE_WITHOUT = ('inputs', 'outputs')  # the history is read, then cut down to its timeline
 TIMELINE_FIELDS = ('state', 'time', 'node')
 CANCEL_TRIES = 5
+STAGED_CANCEL_WAIT_S = 15  # how long a cancel waits for a registrar that is inserting the batch's chunk
+STAGED_CANCEL_POLL_S = 0.2
 MAX_REMEMBERED_EXPERIMENTS = 10000
 _batch_seq_of = {}  # experiment id -> its first batch sequence number: set at registration, never changed
 
@@ -44,10 +48,20 @@ def _batches_json(docs):
 
 
 def _find_batch(batch_id, projection=None):
-    doc = find_visible(db()[BATCHES], object_id(batch_id, 'batch id'), projection)
+    """The batch, inserted or staged, if the user may see it, else 404; with the id of the chunk it is staged in
+    (None: it is in the batches collection)."""
+    oid = object_id(batch_id, 'batch id')
+    doc = find_visible(db()[BATCHES], oid, projection)
+    if doc is not None:
+        return doc, None
+    staged = staged_batches.find_batch(db(), oid)
+    scope = user_scope()
+    if staged is not None and ('username' not in scope or staged[0].get('username') == scope['username']):
+        return staged
+    doc = find_visible(db()[BATCHES], oid, projection)  # inserted while its chunk was read
     if doc is None:
         raise not_found('batch')
-    return doc
+    return doc, None
 
 
 def _seq_range(query):
@@ -66,7 +80,7 @@ def list_batches():
     query = list_filter(FILTERS)
     with_timeline = bool_arg('timeline')
     page = find_page(db()[BATCHES], query, TIMELINE_WITHOUT if with_timeline else LIST_WITHOUT,
-                     _seq_range(query))
+                     _seq_range(query), lambda query, ascending: staged_batches.range_reader(db(), query, ascending))
     if with_timeline:
         for doc in page:
             doc['timeline'] = _timeline(doc.pop('history', None) or [])
@@ -94,24 +108,35 @@ def count_batches():
 @blueprint.get('/batches/<batch_id>')
 @requires_auth
 def get_batch(batch_id):
-    return jsonify(_batches_json([_find_batch(batch_id)])[0])
+    return jsonify(_batches_json([_find_batch(batch_id)[0]])[0])
 
 
 @blueprint.delete('/batches/<batch_id>')
 @requires_auth
 def cancel_batch(batch_id):
-    for _ in range(CANCEL_TRIES):  # the controller may move the batch between our read and our write
-        batch = _find_batch(batch_id, {'state': 1, 'node': 1, 'experimentId': 1, 'inputs': 1, 'outputs': 1})
+    deadline = time.monotonic() + STAGED_CANCEL_WAIT_S
+    tries = 0
+    while tries < CANCEL_TRIES:  # the controller may move the batch between our read and our write
+        batch, chunk_id = _find_batch(batch_id, {'state': 1, 'node': 1, 'experimentId': 1, 'inputs': 1, 'outputs': 1})
         if batch['state'] in TERMINAL_STATES:
             raise ApiError(409, 'batch is already {}'.format(batch['state']))
-        if BatchLifecycle(db()).cancel(batch):
+        if chunk_id is None:
+            done = BatchLifecycle(db()).cancel(batch)
+            tries += 1
+        else:
+            done = staged_batches.cancel(db(), batch['experimentId'], {batch['seq']})[0] == 1
+            if not done:  # a registrar is inserting its chunk: it is in the collection within seconds
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(STAGED_CANCEL_POLL_S)
+        if done:
             broker().waker.wake()
-            return jsonify(_batches_json([_find_batch(batch_id)])[0])
+            return jsonify(_batches_json([_find_batch(batch_id)[0]])[0])
     raise ApiError(409, 'batch is changing state, try again')
 
 
 def _output(batch_id, stream):
-    batch = _find_batch(batch_id, {'_id': 1})  # the owner's batch, or 404: another user's output is never read
+    batch, _ = _find_batch(batch_id, {'_id': 1})  # the owner's batch, or 404: another user's output is never read
     found = batch_output.open_stream(db(), batch['_id'], stream)
     if found is None:
         raise not_found('{} of this batch (it has not run yet)'.format(stream))

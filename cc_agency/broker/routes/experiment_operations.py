@@ -15,7 +15,9 @@ from flask import Blueprint, jsonify, request
 from cc_agency.broker.context import broker, db, find_visible, object_id, requires_auth, shown
 from cc_agency.broker.errors import ApiError, bad_request, not_found
 from cc_agency.broker.routes.red import read_red, register_experiment
-from cc_agency.db import BATCHES, EXPERIMENTS, SEQ
+from cc_agency import staged_batches
+from cc_agency.db import BATCHES, EXPERIMENTS, SEQ, now
+from cc_agency.registration import CANCEL_REQUESTED
 from cc_agency.red import RedError, parse_red
 from cc_agency.secrets import void_batch_secrets
 from cc_agency.states import CANCELLED, FAILED
@@ -24,6 +26,7 @@ from cc_agency.transitions import BatchLifecycle
 blueprint = Blueprint('experiment_operations', __name__)
 RESUBMITTABLE_STATES = (FAILED, CANCELLED)
 DEFAULT_RESUBMIT_STATES = (FAILED,)
+EXPERIMENT_CANCELLED = 'experiment cancelled by user'
 
 
 def _own_experiment(experiment_id, projection=None):
@@ -37,9 +40,12 @@ def _own_experiment(experiment_id, projection=None):
 @requires_auth
 def cancel_experiment(experiment_id):
     experiment = _own_experiment(experiment_id, {'registrationComplete': 1})
+    cancelled = 0
     if experiment.get('registrationComplete') is False:
-        raise ApiError(409, 'the experiment\'s batches are still being registered, try again in a few seconds')
-    cancelled = BatchLifecycle(db()).cancel_experiment(str(experiment['_id']))
+        # first the flag: a chunk a registrar is inserting now is cancelled by it once its batches are in
+        db()[EXPERIMENTS].update_one({'_id': experiment['_id']}, {'$min': {CANCEL_REQUESTED: now()}})
+        cancelled = staged_batches.cancel(db(), str(experiment['_id']), debug_info=EXPERIMENT_CANCELLED)[0]
+    cancelled += BatchLifecycle(db()).cancel_experiment(str(experiment['_id']), EXPERIMENT_CANCELLED)
     if cancelled:
         broker().waker.wake()  # the controller removes their containers
     return jsonify({'experimentId': str(experiment['_id']), 'cancelled': cancelled})
@@ -80,7 +86,10 @@ def resubmit_experiment(experiment_id):
         raise bad_request('the RED has {} batches, the experiment {}: resubmit the same RED'.format(
             len(red_batches), original.get('batchCount')))
     ended = list(db()[BATCHES].find({'experimentId': str(original['_id']), 'state': {'$in': list(states)}},
-                                    {SEQ: 1, 'inputs': 1, 'outputs': 1}).sort(SEQ, 1))
+                                    {SEQ: 1, 'inputs': 1, 'outputs': 1}))
+    if original.get('registrationComplete') is False:  # batches cancelled in their chunk
+        ended += [batch for state in states for batch in staged_batches.of_experiment(db(), original, {'state': state})]
+    ended.sort(key=lambda batch: batch[SEQ])
     if not ended:
         raise ApiError(409, 'no batch of the experiment ended {}: nothing to resubmit'.format(' or '.join(states)))
     chosen = []

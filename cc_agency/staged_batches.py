@@ -1,0 +1,195 @@
+"""Batches whose documents are still in their staged chunk: found by id, listed and cancelled like the others.
+
+Why: inserting one document per batch is what registration costs (SecantusDB, the embedded default, writes each
+document and each of its index entries on its own: about 600 batches/s while batches run). So the registrar
+inserts a large experiment's chunks only as its queue needs them (cc_agency.registration.LOOKAHEAD), as Slurm keeps
+a job array as one record and splits a task's record off when it starts. Until then a batch is its document in a
+chunk, possibly for hours, and no reader may tell the difference: its counts are kept with the others
+(cc_agency.batch_counts), and every read of the batches that a user makes comes here too.
+
+A chunk's binary always holds the current documents of its batches: a cancel rewrites the chunk (compare-and-set on
+its `version`, and only while no registrar has claimed it), with the batch cancelled and its secrets voided as the
+life cycle would (cc_agency.transitions.transition_update), and the registrar then inserts that chunk at once, so
+that the notification of the cancelled batch goes out.
+
+A read of a range of sequence numbers reads the chunks first, then the inserted batches, then asks whether a chunk
+was claimed meanwhile (a registrar claims a chunk before it inserts any of its batches): for a chunk that was, the
+batches inserted already are left out of what the chunk gives. So a batch is never missing from a list while it
+moves from its chunk to the collection, and never in it twice.
+"""
+import bson
+from bson import Binary, ObjectId
+
+from cc_agency.batch_counts import COUNTS, QUEUED, STAGED
+from cc_agency.db import BATCHES, EXPERIMENTS, HISTORY_LIMIT, PENDING_BATCHES, SEQ, now
+from cc_agency.registration import CLAIM_STALE_S, ENDED_CHUNKS, chunk_batches
+from cc_agency.states import CANCELLED, REGISTERED
+from cc_agency.transitions import transition_update
+
+STAGED_STATES = (REGISTERED, CANCELLED)  # the states a batch can have in its chunk
+CANCELLED_COUNT = '{}.{}'.format(COUNTS, CANCELLED)
+
+
+def matches(doc, query):
+    """Whether a batch document matches a list's filter, whose values are all plain equalities (pure)."""
+    return all(doc.get(field) == value for field, value in query.items())
+
+
+def cancelled_copy(doc, debug_info):
+    """The document of a registered batch as the life cycle's cancel leaves it (pure)."""
+    update = transition_update(doc, CANCELLED, debug_info=[debug_info])
+    copy = dict(doc, **update['$set'])
+    copy['history'] = ((doc.get('history') or []) + update['$push']['history']['$each'])[-HISTORY_LIMIT:]
+    return copy
+
+
+def _seq_slice(chunk, first, last):
+    """The raw documents of the chunk with sequence numbers first..last (its batches are consecutive, in order)."""
+    raws = chunk_batches(chunk)
+    if len(raws) != chunk['lastSeq'] - chunk['firstSeq'] + 1:  # not as staged: find them by their numbers
+        return [raw for raw in raws if first <= raw[SEQ] <= last]
+    return raws[max(first, chunk['firstSeq']) - chunk['firstSeq']:min(last, chunk['lastSeq']) - chunk['firstSeq'] + 1]
+
+
+def _committed(db, chunks):
+    """The chunks whose experiment exists: those of a registration that broke off are nobody's batches."""
+    experiment_ids = list({chunk['experimentId'] for chunk in chunks})
+    if not experiment_ids:
+        return []
+    found = {doc['_id'] for doc in db[EXPERIMENTS].find({'_id': {'$in': experiment_ids}}, {'_id': 1})}
+    return [chunk for chunk in chunks if chunk['experimentId'] in found]
+
+
+def find_batch(db, batch_id):
+    """(document, chunk id) of the staged batch `batch_id` (an ObjectId), or None. Led by the second of the id,
+    which the chunks index: a batch id that no chunk holds costs one index lookup."""
+    second = int(batch_id.generation_time.timestamp())
+    candidates = db[PENDING_BATCHES].find({'idTimes': second, 'firstId': {'$lte': batch_id},
+                                           'lastId': {'$gte': batch_id}})
+    for chunk in _committed(db, list(candidates)):
+        for raw in chunk_batches(chunk):
+            if raw['_id'] == batch_id:
+                return bson.decode(raw.raw), chunk['_id']
+    return None
+
+
+def chunks_in_range(db, query, first, last, ascending=True):
+    """The committed chunks that may hold batches matching the list filter `query` with sequence numbers in
+    first..last (read with their batches)."""
+    if isinstance(query.get('node'), str) or query.get('state', REGISTERED) not in STAGED_STATES:
+        return []  # a staged batch is on no node, and registered or cancelled
+    chunk_filter = {'firstSeq': {'$lte': last}, 'lastSeq': {'$gte': first}}
+    if isinstance(query.get('username'), str):
+        chunk_filter['username'] = query['username']
+    if isinstance(query.get('experimentId'), str):
+        chunk_filter['experimentId'] = ObjectId(query['experimentId'])
+    # the end a read starts from: its few chunks, not all those on the other side
+    hint = [('firstSeq', 1)] if ascending else [('lastSeq', 1)]
+    return _committed(db, list(db[PENDING_BATCHES].find(chunk_filter, hint=hint)))
+
+
+def batches_in(db, chunks, query, first, last):
+    """The batches of `chunks` with sequence numbers in first..last that match `query`, in order, without those a
+    registrar inserted since the chunks were read. Call it after the range's inserted batches were read."""
+    unclaimed = {chunk['_id'] for chunk in db[PENDING_BATCHES].find(
+        {'_id': {'$in': [chunk['_id'] for chunk in chunks]}, 'claimedAt': None}, {'_id': 1})}
+    found = []
+    for chunk in chunks:
+        docs = [doc for doc in map(_decoded, _seq_slice(chunk, first, last)) if matches(doc, query)]
+        if docs and (chunk['_id'] not in unclaimed or chunk.get('claimedAt') is not None):
+            low, high = max(first, chunk['firstSeq']), min(last, chunk['lastSeq'])
+            inserted = {batch[SEQ] for batch in db[BATCHES].find({SEQ: {'$gte': low, '$lte': high}}, {SEQ: 1})}
+            docs = [doc for doc in docs if doc[SEQ] not in inserted]
+        found.extend(docs)
+    return sorted(found, key=lambda doc: doc[SEQ])
+
+
+def _decoded(raw):
+    return bson.decode(raw.raw)
+
+
+def range_reader(db, query, ascending):
+    """The `extra` of cc_agency.seq_order.read_in_order for lists of batches: each range is read with the staged
+    batches it holds merged in."""
+    def read_range(first, last, skip, take, read_collection):
+        chunks = chunks_in_range(db, query, first, last, ascending)
+        if not chunks:
+            return read_collection(first, last, skip, take)
+        _, docs = read_collection(first, last, 0, skip + take)
+        docs = sorted(docs + batches_in(db, chunks, query, first, last), key=lambda doc: doc[SEQ],
+                      reverse=not ascending)
+        # a count below what the range holds only when the page is full, and then nothing is left to skip
+        return len(docs), docs[skip:skip + take]
+    return read_range
+
+
+def of_experiment(db, experiment, query):
+    """The staged batches of an experiment document (with batchSeq and batchCount) that match `query`."""
+    query = dict(query, experimentId=str(experiment['_id']))
+    first, last = experiment['batchSeq'], experiment['batchSeq'] + experiment['batchCount'] - 1
+    chunks = chunks_in_range(db, query, first, last)
+    return batches_in(db, chunks, query, first, last) if chunks else []
+
+
+def cancel(db, experiment_id, seqs=None, debug_info='cancelled by user'):
+    """Cancel the staged batches of an experiment (those with sequence numbers `seqs`, or all) that are registered.
+
+    Returns (how many this call cancelled, whether some chunk could not be rewritten: a registrar is inserting it,
+    or another cancel rewrote it meanwhile; its batches are then cancelled in the collection once they are in)."""
+    chunk_filter = {'experimentId': ObjectId(experiment_id)}
+    if seqs is not None:
+        chunk_filter.update(firstSeq={'$lte': max(seqs)}, lastSeq={'$gte': min(seqs)})
+    cancelled, busy = 0, False
+    for chunk in db[PENDING_BATCHES].find(chunk_filter):
+        if chunk.get('claimedAt') is not None and chunk['claimedAt'] >= now() - CLAIM_STALE_S:
+            busy = True
+            continue
+        blobs, count = [], 0
+        for raw in chunk_batches(chunk):
+            if (seqs is None or raw[SEQ] in seqs) and raw['state'] == REGISTERED:
+                blobs.append(bson.encode(cancelled_copy(bson.decode(raw.raw), debug_info)))
+                count += 1
+            else:
+                blobs.append(raw.raw)
+        if not count:
+            continue
+        rewritten = db[PENDING_BATCHES].update_one(
+            {'_id': chunk['_id'], 'claimedAt': None, 'version': chunk.get('version')},
+            {'$set': {'batches': Binary(b''.join(blobs))}, '$inc': {'version': 1}}).modified_count
+        if not rewritten:
+            busy = True
+            continue
+        _count_cancelled(db, chunk['experimentId'], chunk['_id'], count)
+        cancelled += count
+    return cancelled, busy
+
+
+def _count_cancelled(db, experiment_oid, chunk_id, count):
+    """`count` staged batches of the chunk were cancelled: counted so, and the chunk is due for insertion. If the
+    registrar counted the chunk's batches as queued meanwhile (it inserted the rewritten chunk), from the queue."""
+    staged_key = '{}.{}'.format(STAGED, chunk_id)
+    if db[EXPERIMENTS].update_one({'_id': experiment_oid, staged_key: {'$exists': True}}, {
+            '$inc': {staged_key: -count, CANCELLED_COUNT: count},
+            '$addToSet': {ENDED_CHUNKS: chunk_id}}).modified_count:
+        return
+    db[EXPERIMENTS].update_one({'_id': experiment_oid}, {'$inc': {QUEUED: -count, CANCELLED_COUNT: count}})
+
+
+def count_staged(db, experiment_id):
+    """({state: n} of the experiment's staged batches that are not registered, {chunk id: how many registered}) of
+    the batches still only in its chunks (for a recount, cc_agency.batch_counts.recount)."""
+    states, registered = {}, {}
+    for chunk in db[PENDING_BATCHES].find({'experimentId': ObjectId(experiment_id)}):
+        registered[str(chunk['_id'])] = 0
+        inserted = set()
+        if chunk.get('claimedAt') is not None:  # a registrar may have inserted some of them
+            inserted = {batch[SEQ] for batch in db[BATCHES].find(
+                {SEQ: {'$gte': chunk['firstSeq'], '$lte': chunk['lastSeq']}}, {SEQ: 1})}
+        for raw in chunk_batches(chunk):
+            if raw[SEQ] in inserted:
+                continue
+            if raw['state'] == REGISTERED:
+                registered[str(chunk['_id'])] += 1
+            else:
+                states[raw['state']] = states.get(raw['state'], 0) + 1
+    return states, registered
