@@ -1,12 +1,16 @@
-"""Registration of an experiment's batches (cc_agency.registration) on a real MongoDB-wire server: staged chunks are
-made into batch documents exactly once, whatever breaks off where, and a large experiment is answered at once and
-registered by the controller."""
+"""Registration of an experiment's batches (cc_agency.registration, cc_agency.staged_batches) on a real MongoDB-wire
+server: staged chunks are made into batch documents exactly once, whatever breaks off where; a large experiment is
+answered at once, its batches are read and cancelled in their chunks like inserted ones, and the controller inserts
+them as the queue needs them."""
 import threading
 import time
 
+import bson
 from bson import ObjectId
 
-from cc_agency import batch_counts, registration, transitions
+from cc_agency import batch_counts, registration, staged_batches, transitions
+from cc_agency.broker.listing import split_query
+from cc_agency.seq_order import read_in_order
 from cc_agency.registration import new_batch
 from cc_agency.db import BATCHES, EXPERIMENTS, PENDING_BATCHES, allocate_seq, ensure_indexes
 from tests import reds
@@ -248,3 +252,77 @@ def test_registry_credentials_stay_until_the_last_batch_is_registered_and_ended(
     batch_counts.recount(mongo_db, str(experiment_id))
     transitions.void_experiment_secrets_if_done(mongo_db, str(experiment_id))
     assert image_auth() == {'username': 'u', 'password': None}
+
+
+def all_batches(db, experiment_id):
+    """Every batch of the experiment as a reader must see it: inserted ones from the collection, the others from
+    their chunks."""
+    inserted = {b['seq']: b for b in db[BATCHES].find({'experimentId': str(experiment_id)})}
+    for chunk in db[PENDING_BATCHES].find({'experimentId': experiment_id}):
+        for raw in registration.chunk_batches(chunk):
+            inserted.setdefault(raw['seq'], bson.decode(raw.raw))
+    return [inserted[seq] for seq in sorted(inserted)]
+
+
+def test_pages_of_inserted_and_staged_batches_are_those_of_all_batches(mongo_db):
+    ensure_indexes(mongo_db)
+    experiment_id, chunk_ids, seqs = stage_experiment(mongo_db, 2500)
+    registration.register_chunk(mongo_db, experiment_id, chunk_ids[0])
+    # some inserted batches moved on, some staged ones were cancelled, and a registrar is inserting the last chunk
+    mongo_db[BATCHES].update_many({'seq': {'$in': seqs[10:20]}}, {'$set': {'state': 'scheduled', 'node': 'n1'}})
+    staged_batches.cancel(mongo_db, str(experiment_id), set(seqs[1500:1510]))
+    registration.claim(mongo_db, chunk_ids[2])
+    mongo_db[BATCHES].insert_many(registration.chunk_batches(mongo_db[PENDING_BATCHES].find_one(
+        {'_id': chunk_ids[2]}))[:200])
+    truth = all_batches(mongo_db, experiment_id)
+    assert [b['seq'] for b in truth] == seqs
+    queries = [{}, {'state': 'registered'}, {'state': 'cancelled'}, {'state': 'scheduled'}, {'node': 'n1'},
+               {'username': 'u'}, {'username': 'v'}, {'experimentId': str(experiment_id), 'state': 'registered'}]
+    for query in queries:
+        expected = [b for b in truth if all(b.get(k) == v for k, v in query.items())]
+        lead, rest = split_query(query)
+        for ascending in (True, False):
+            ordered = expected if ascending else expected[::-1]
+            for skip, limit in ((0, 100), (0, 1000), (990, 30), (1490, 40), (2450, 100), (0, 1)):
+                page = read_in_order(mongo_db[BATCHES], lead, rest, seqs[0], seqs[-1], limit, skip, ascending,
+                                     extra=staged_batches.range_reader(mongo_db, query, ascending))
+                assert [(b['seq'], b['state']) for b in page] == \
+                    [(b['seq'], b['state']) for b in ordered[skip:skip + limit]], (query, ascending, skip, limit)
+
+
+def test_a_recount_counts_the_staged_batches_once(mongo_db):
+    ensure_indexes(mongo_db)
+    experiment_id, chunk_ids, seqs = stage_experiment(mongo_db, 2500)
+    registration.register_chunk(mongo_db, experiment_id, chunk_ids[0])
+    staged_batches.cancel(mongo_db, str(experiment_id), {seqs[1200], seqs[2400]})
+    registration.claim(mongo_db, chunk_ids[2])  # half inserted by a registrar that died
+    mongo_db[BATCHES].insert_many(registration.chunk_batches(mongo_db[PENDING_BATCHES].find_one(
+        {'_id': chunk_ids[2]}))[:250])
+    mongo_db[EXPERIMENTS].update_one({'_id': experiment_id}, {'$set': {'stateCounts': {}, 'stagedChunks': {}}})
+
+    assert batch_counts.recount_unfinished(mongo_db) == 1
+    experiment = mongo_db[EXPERIMENTS].find_one({'_id': experiment_id})
+    counts = batch_counts.counts_from(experiment['batchCount'], experiment['stateCounts'], experiment['stagedChunks'])
+    assert (counts['registered'], counts['cancelled']) == (2498, 2)
+    assert experiment['stagedChunks'] == {str(chunk_ids[1]): 999, str(chunk_ids[2]): 249}  # 250 are in
+    # the registrar finishes: every batch counted once, the queue holds what the staged counts held
+    registration.register_pending(mongo_db, lookahead=None)
+    experiment = mongo_db[EXPERIMENTS].find_one({'_id': experiment_id})
+    assert experiment['stateCounts']['registered'] == 2498 and experiment['stateCounts']['cancelled'] == 2
+
+
+def test_an_experiment_cancelled_while_a_chunk_is_inserted_has_every_batch_cancelled(mongo_db):
+    ensure_indexes(mongo_db)
+    experiment_id, chunk_ids, seqs = stage_experiment(mongo_db, 2500)
+    assert registration.claim(mongo_db, chunk_ids[1]) is not None  # a registrar is inserting the second chunk
+    # DELETE /experiments/<id>: the flag, then the chunks it may rewrite, then the inserted batches
+    mongo_db[EXPERIMENTS].update_one({'_id': experiment_id}, {'$set': {registration.CANCEL_REQUESTED: time.time()}})
+    assert staged_batches.cancel(mongo_db, str(experiment_id)) == (1500, True)  # the claimed chunk is not rewritten
+    assert transitions.BatchLifecycle(mongo_db).cancel_experiment(str(experiment_id)) == 0
+    # the registrar inserts its chunk (as it read it: registered), sees the flag and cancels them
+    mongo_db[PENDING_BATCHES].update_one({'_id': chunk_ids[1]}, {'$set': {'claimedAt': time.time() - 600}})
+    assert registration.register_pending(mongo_db) == 1
+    states = {b['state'] for b in mongo_db[BATCHES].find({'experimentId': str(experiment_id)}, {'state': 1})}
+    assert states == {'cancelled'} and mongo_db[BATCHES].count_documents({}) == 2500
+    experiment = mongo_db[EXPERIMENTS].find_one({'_id': experiment_id})
+    assert experiment['stateCounts']['cancelled'] == 2500 and experiment['stateCounts']['registered'] == 0
