@@ -305,8 +305,9 @@ def test_a_recount_counts_the_staged_batches_once(mongo_db):
     counts = batch_counts.counts_from(experiment['batchCount'], experiment['stateCounts'], experiment['stagedChunks'])
     assert (counts['registered'], counts['cancelled']) == (2498, 2)
     assert experiment['stagedChunks'] == {str(chunk_ids[1]): 999, str(chunk_ids[2]): 249}  # 250 are in
-    # the registrar finishes: every batch counted once, the queue holds what the staged counts held
-    registration.register_pending(mongo_db, lookahead=None)
+    # the next registrar takes the stale claim over: every batch counted once, the queue holds what was staged
+    mongo_db[PENDING_BATCHES].update_one({'_id': chunk_ids[2]}, {'$set': {'claimedAt': time.time() - 600}})
+    assert registration.register_pending(mongo_db, lookahead=None) == 1
     experiment = mongo_db[EXPERIMENTS].find_one({'_id': experiment_id})
     assert experiment['stateCounts']['registered'] == 2498 and experiment['stateCounts']['cancelled'] == 2
 
