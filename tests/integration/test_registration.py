@@ -206,20 +206,31 @@ def test_staged_batches_are_cancelled_in_their_chunk_and_then_inserted(make_agen
         doc = next(b for b in registration.chunk_batches(chunk) if b['seq'] == first + 2100)
         assert doc['inputs']['infile']['connector']['access']['auth']['password'] is None  # voided in the chunk
         assert [entry['state'] for entry in doc['history']] == ['registered', 'cancelled']
+    resubmitted = alice.post(agency.url + '/experiments/{}/resubmit'.format(experiment_id),
+                             params={'states': 'cancelled'}, json=secret_red(2500), timeout=60)
+    assert resubmitted.status_code == 200, resubmitted.text
+    assert resubmitted.json()['batchCount'] == 1  # the batch cancelled in its chunk
+    [again] = alice.get(agency.url + '/batches', params={'experimentId': resubmitted.json()['experimentId']},
+                        timeout=10).json()
+    def url_of(batch_id):
+        batch = alice.get(agency.url + '/batches/' + batch_id, timeout=10).json()
+        return batch['inputs']['infile']['connector']['access']['url']
+    assert url_of(again['_id']) == url_of(staged['_id']) and url_of(again['_id']).endswith('/in2100.txt')
 
     response = alice.delete(agency.url + '/experiments/' + experiment_id, timeout=60)
     assert response.status_code == 200, response.text
     assert response.json()['cancelled'] == 2499
     counts = alice.get(agency.url + '/experiments/' + experiment_id, timeout=10).json()['batchCounts']
     assert (counts['registered'], counts['cancelled']) == (0, 2500)
-    assert alice.get(agency.url + '/batches/count', params={'state': 'registered'}, timeout=10).json() == {'count': 0}
+    assert alice.get(agency.url + '/batches/count', params={'state': 'registered', 'experimentId': experiment_id},
+                     timeout=10).json() == {'count': 0}
 
     agency.start_controller()  # chunks that hold cancelled batches are inserted at once
     wait_until(lambda: alice.get(agency.url + '/experiments/' + experiment_id,
                                  timeout=10).json()['registrationComplete'], agency)
     with agency.database() as db:
         assert db[PENDING_BATCHES].count_documents({}) == 0
-        batches = list(db[BATCHES].find({}, {'seq': 1, 'state': 1, 'inputs': 1}))
+        batches = list(db[BATCHES].find({'experimentId': experiment_id}, {'seq': 1, 'state': 1, 'inputs': 1}))
         assert sorted(b['seq'] for b in batches) == list(range(first, first + 2500))
         assert {b['state'] for b in batches} == {'cancelled'}
         assert {b['inputs']['infile']['connector']['access']['auth']['password'] for b in batches} == {None}
