@@ -422,9 +422,12 @@ def queue_phase(env, args, venv, experiments, batches_each):
                   staged_chunks, figures['idle_latency_s']), flush=True)
         time.sleep(2)  # the registrar's last round and its wake-up of the scheduler are over
         figures['passes'], figures['failed_passes'] = passes_during(agency, args.pass_window_s)
-        figures['queued'] = subject.db.batches.count_documents({'state': 'registered'})
-        print('  {:,} registered; passes: {}; {} rounds failed (database unreachable)'.format(
-            figures['queued'], describe_passes(figures['passes']), figures['failed_passes']), flush=True)
+        figures['queued'] = requests.get(subject.url + '/batches/count', params={'state': 'registered'},
+                                         headers=admin, timeout=600).json()['count']
+        figures['inserted_queued'] = subject.db.batches.count_documents({'state': 'registered'})
+        print('  {:,} registered ({:,} of them inserted); passes: {}; {} rounds failed (database unreachable)'.format(
+            figures['queued'], figures['inserted_queued'], describe_passes(figures['passes']),
+            figures['failed_passes']), flush=True)
         loaded, phases = [], []
         for _ in range(args.latency_runs):
             try:

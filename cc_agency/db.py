@@ -3,7 +3,8 @@
 Collections:
   experiments   one document per POST /red (the RED without batches and without the client's login)
   batches       one document per batch: state, node, attempts, history, inputs/outputs (secrets voided at the end)
-  pending_batches  batch documents of a registration under way, in chunks (see cc_agency.registration)
+  pending_batches  the batches of a large experiment not yet in `batches`, in chunks (cc_agency.registration,
+                   cc_agency.staged_batches)
   batch_output  per batch, the GridFS files of the command's stdout/stderr of its last attempt (cc_agency.batch_output)
   batch_streams.files, batch_streams.chunks   the GridFS bucket of those files
   nodes         the engines the controller knows: state, RAM, CPUs, GPUs, history

@@ -273,6 +273,18 @@ def register_pending(db, on_chunk=None, lookahead=LOOKAHEAD):
     return finished
 
 
+def register_legacy(db, on_chunk=None):
+    """Insert at once the chunks that an earlier version staged: they lack what readers find staged batches by
+    (chunk_fields), so only inserted are their batches listed. Run once per controller start (an upgrade restarts
+    it); returns how many registrations were finished."""
+    finished = 0
+    for experiment_id in db[PENDING_BATCHES].distinct('experimentId', {'idTimes': {'$exists': False}}):
+        experiment = db[EXPERIMENTS].find_one({'_id': experiment_id}, {'pendingChunks': 1})
+        if experiment is not None and register(db, experiment_id, experiment.get('pendingChunks', []), on_chunk):
+            finished += 1
+    return finished
+
+
 def remove_orphans(db, older_than_s=ORPHAN_AFTER_S):
     """Delete chunks staged more than `older_than_s` ago whose experiment does not exist; returns how many."""
     old = list(db[PENDING_BATCHES].find({'stagedAt': {'$lt': now() - older_than_s}}, {'experimentId': 1}))

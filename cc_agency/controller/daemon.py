@@ -64,6 +64,7 @@ class Controller:
         self._wake = threading.Event()
         self._wake_registrar = threading.Event()
         self._orphans_removed_at = 0
+        self._legacy_registered = False
         self.scheduling_lock = threading.RLock()  # decisions vs. reconciliation of a node
         self.nodes = NodeBoard(self.engines, on_change=self.wake)
         self.runs = RunRegistry()
@@ -149,7 +150,8 @@ class Controller:
                 self._reload()
             self._remove_drained_nodes()
             started = time.perf_counter()
-            self.scheduler.run_pass()
+            if self.scheduler.run_pass():
+                self._wake_registrar.set()  # the queues shrank: the registrar inserts what they need next
             self.metrics.scheduling_pass_took(time.perf_counter() - started)
         self._stop_cancelled_runs()
 
@@ -197,9 +199,12 @@ class Controller:
             log.info('node %s drained and removed', name)
 
     def _register(self):
-        """One round of the registrar: finish the registrations the broker left to the controller, waking the
-        scheduler after each chunk of batches; every JANITOR_INTERVAL_S, remove the chunks of registrations that
-        broke off."""
+        """One round of the registrar: insert the staged batches the queues need (cc_agency.registration), waking
+        the scheduler after each chunk; every JANITOR_INTERVAL_S, remove the chunks of registrations that
+        broke off. The first round inserts what an earlier version staged."""
+        if not self._legacy_registered:
+            registration.register_legacy(self.db, on_chunk=self._wake.set)
+            self._legacy_registered = True
         registration.register_pending(self.db, on_chunk=self._wake.set)
         if time.monotonic() - self._orphans_removed_at > JANITOR_INTERVAL_S:
             registration.remove_orphans(self.db)

@@ -338,3 +338,17 @@ def test_an_experiment_cancelled_while_a_chunk_is_inserted_has_every_batch_cance
     assert states == {'cancelled'} and mongo_db[BATCHES].count_documents({}) == 2500
     experiment = mongo_db[EXPERIMENTS].find_one({'_id': experiment_id})
     assert experiment['stateCounts']['cancelled'] == 2500 and experiment['stateCounts']['registered'] == 0
+
+
+def test_chunks_an_earlier_version_staged_are_inserted_at_once(mongo_db):
+    ensure_indexes(mongo_db)
+    experiment_id, chunk_ids, seqs = stage_experiment(mongo_db, 2500)
+    new_id, _, _ = stage_experiment(mongo_db, 2500)
+    # as the version before staged batches were read in their chunks wrote them: without what finds them there
+    mongo_db[PENDING_BATCHES].update_many({'experimentId': experiment_id}, {'$unset': {
+        field: '' for field in ('username', 'firstSeq', 'lastSeq', 'firstId', 'lastId', 'idTimes', 'version',
+                                'claimedAt')}})
+    assert registration.register_legacy(mongo_db) == 1
+    assert sorted(b['seq'] for b in mongo_db[BATCHES].find({'experimentId': str(experiment_id)}, {'seq': 1})) == seqs
+    assert mongo_db[EXPERIMENTS].find_one({'_id': experiment_id})['registrationComplete'] is True
+    assert mongo_db[PENDING_BATCHES].count_documents({'experimentId': new_id}) == 3  # the new format waits its turn
