@@ -4,10 +4,13 @@ Counting batches is slow on a large experiment (a MongoDB-wire server reads ever
 100,000 on SecantusDB), so the experiment document keeps them: `stateCounts` holds how many of its batches are
 in each state, changed by BatchLifecycle (cc_agency/transitions.py) right after each transition it makes, and,
 for `registered`, by the registration as each staged chunk of batches is inserted (`stagedChunks`: {chunk id:
-number of batches}, cc_agency/registration.py). Indexed, `stateCounts.registered` is also how the scheduler finds
-the experiments with queued batches without reading the queue (QUEUED_EXPERIMENTS). The counter write follows the
-batch's own compare-and-set, so a process that dies between the two leaves a counter one off: the controller
-recounts the experiments with unfinished batches when it starts (`recount_unfinished`). An experiment without
+number of its batches that are registered}, cc_agency/registration.py). Staged batches count as registered: they
+are, only their documents are still in their chunks (cc_agency/staged_batches.py, whose cancel moves a count from
+`stagedChunks` to `cancelled`). Indexed, `stateCounts.registered` (the queued batches in the collection) is also
+how the scheduler finds the experiments with queued batches without reading the queue (QUEUED_EXPERIMENTS), and
+how the registrar knows when an experiment's queue needs its next chunk. The counter write follows the batch's own
+compare-and-set, so a process that dies between the two leaves a counter one off: the controller recounts the
+experiments with unfinished or staged batches when it starts (`recount_unfinished`). An experiment without
 `stateCounts` (stored before they existed) is counted instead, one whose counts lack `registered` gets `batchCount`
 minus the others and minus what is staged.
 """

@@ -43,7 +43,7 @@ from cc_agency.states import REGISTERED
 log = logging.getLogger(__name__)
 
 CHUNK_BATCHES = 1000
-LOOKAHEAD = CHUNK_BATCHES  # the registrar inserts an experiment's next chunk while fewer of its batches are queued
+LOOKAHEAD = CHUNK_BATCHES // 2  # the registrar inserts an experiment's next chunk once fewer of its batches are queued
 INSERT_DOCS = 100
 CHUNK_BYTES = 8 * 1024 * 1024  # a chunk document stays well inside MongoDB's 16 MB
 MAX_BATCH_BYTES = 16 * 1024 * 1024 - 64 * 1024  # one batch alone in its chunk, with room for the chunk's fields
@@ -231,8 +231,10 @@ def register(db, experiment_id, chunk_ids, on_chunk=None, lookahead=None):
         return False
     queued = ((experiment.get(COUNTS) or {}).get(REGISTERED)) or 0
     ended = set(experiment.get(ENDED_CHUNKS) or ())
+    waiting = False
     for chunk_id in chunk_ids:
         if lookahead is not None and queued >= lookahead and chunk_id not in ended:
+            waiting = True
             continue
         moved = register_chunk(db, experiment_id, chunk_id)
         if moved is None:  # another registrar is inserting it, and completes the registration if it is the last
@@ -243,7 +245,8 @@ def register(db, experiment_id, chunk_ids, on_chunk=None, lookahead=None):
             transitions.BatchLifecycle(db).cancel_experiment(str(experiment_id))
         if on_chunk is not None:
             on_chunk()
-    if db[PENDING_BATCHES].count_documents({'experimentId': experiment_id}, limit=1):
+    # asked only when no chunk waits for the queue: SecantusDB copies every chunk it counts, and this runs each round
+    if waiting or db[PENDING_BATCHES].count_documents({'experimentId': experiment_id}, limit=1):
         return False
     db[EXPERIMENTS].update_one({'_id': experiment_id}, {'$set': {'registrationComplete': True},
                                                         '$unset': {'pendingChunks': '', STAGED: '', ENDED_CHUNKS: ''}})

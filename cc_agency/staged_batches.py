@@ -28,6 +28,7 @@ from cc_agency.transitions import transition_update
 
 STAGED_STATES = (REGISTERED, CANCELLED)  # the states a batch can have in its chunk
 CANCELLED_COUNT = '{}.{}'.format(COUNTS, CANCELLED)
+CHUNK_META = {'experimentId': 1, 'username': 1, 'firstSeq': 1, 'lastSeq': 1, 'firstId': 1, 'lastId': 1}
 
 
 def matches(doc, query):
@@ -60,13 +61,23 @@ def _committed(db, chunks):
     return [chunk for chunk in chunks if chunk['experimentId'] in found]
 
 
+def _chunks(db, bound, keep):
+    """The committed chunks whose META matches the one-field `bound` and for which `keep(meta)` holds, with their
+    batches. The chunks' fields are read first and filtered here, then the chunks wanted by their ids: SecantusDB
+    takes 50-150 ms for a query with two range conditions on 100 chunks (and copies every chunk it projects),
+    2.5 ms for one condition and the fields alone."""
+    ids = [meta['_id'] for meta in db[PENDING_BATCHES].find(bound, CHUNK_META) if keep(meta)]
+    if not ids:
+        return []
+    chunks = db[PENDING_BATCHES].find({'_id': {'$in': ids}})
+    return _committed(db, sorted(chunks, key=lambda chunk: chunk.get('firstSeq', 0)))
+
+
 def find_batch(db, batch_id):
     """(document, chunk id) of the staged batch `batch_id` (an ObjectId), or None. Led by the second of the id,
     which the chunks index: a batch id that no chunk holds costs one index lookup."""
     second = int(batch_id.generation_time.timestamp())
-    candidates = db[PENDING_BATCHES].find({'idTimes': second, 'firstId': {'$lte': batch_id},
-                                           'lastId': {'$gte': batch_id}})
-    for chunk in _committed(db, list(candidates)):
+    for chunk in _chunks(db, {'idTimes': second}, lambda meta: meta['firstId'] <= batch_id <= meta['lastId']):
         for raw in chunk_batches(chunk):
             if raw['_id'] == batch_id:
                 return bson.decode(raw.raw), chunk['_id']
@@ -75,17 +86,16 @@ def find_batch(db, batch_id):
 
 def chunks_in_range(db, query, first, last, ascending=True):
     """The committed chunks that may hold batches matching the list filter `query` with sequence numbers in
-    first..last (read with their batches)."""
+    first..last (read with their batches), found from the end a read starts from."""
     if isinstance(query.get('node'), str) or query.get('state', REGISTERED) not in STAGED_STATES:
         return []  # a staged batch is on no node, and registered or cancelled
-    chunk_filter = {'firstSeq': {'$lte': last}, 'lastSeq': {'$gte': first}}
-    if isinstance(query.get('username'), str):
-        chunk_filter['username'] = query['username']
-    if isinstance(query.get('experimentId'), str):
-        chunk_filter['experimentId'] = ObjectId(query['experimentId'])
-    # the end a read starts from: its few chunks, not all those on the other side
-    hint = [('firstSeq', 1)] if ascending else [('lastSeq', 1)]
-    return _committed(db, list(db[PENDING_BATCHES].find(chunk_filter, hint=hint)))
+    username = query.get('username') if isinstance(query.get('username'), str) else None
+    experiment_id = ObjectId(query['experimentId']) if isinstance(query.get('experimentId'), str) else None
+
+    def keep(meta):
+        return (meta['firstSeq'] <= last and meta['lastSeq'] >= first
+                and username in (None, meta['username']) and experiment_id in (None, meta['experimentId']))
+    return _chunks(db, {'firstSeq': {'$lte': last}} if ascending else {'lastSeq': {'$gte': first}}, keep)
 
 
 def batches_in(db, chunks, query, first, last):
@@ -136,11 +146,11 @@ def cancel(db, experiment_id, seqs=None, debug_info='cancelled by user'):
 
     Returns (how many this call cancelled, whether some chunk could not be rewritten: a registrar is inserting it,
     or another cancel rewrote it meanwhile; its batches are then cancelled in the collection once they are in)."""
-    chunk_filter = {'experimentId': ObjectId(experiment_id)}
-    if seqs is not None:
-        chunk_filter.update(firstSeq={'$lte': max(seqs)}, lastSeq={'$gte': min(seqs)})
+    low, high = (min(seqs), max(seqs)) if seqs is not None else (None, None)
+    chunks = _chunks(db, {'experimentId': ObjectId(experiment_id)},
+                     lambda meta: seqs is None or (meta.get('firstSeq', low) <= high and meta.get('lastSeq', high) >= low))
     cancelled, busy = 0, False
-    for chunk in db[PENDING_BATCHES].find(chunk_filter):
+    for chunk in chunks:
         if chunk.get('claimedAt') is not None and chunk['claimedAt'] >= now() - CLAIM_STALE_S:
             busy = True
             continue

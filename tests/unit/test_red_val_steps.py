@@ -3,10 +3,12 @@ import copy
 import importlib.metadata
 import inspect
 
+import hypothesis
+import hypothesis.strategies
 import pytest
 from red_val import red_validation as red_val_module
 from red_val.exceptions import CWLSpecificationError, RedSpecificationError, RedValidationError
-from red_val.red_variables import RedVariableError
+from red_val.red_variables import RedVariableError, get_variable_keys
 
 from cc_agency import red_val_steps
 from cc_agency.red import validate_red
@@ -50,3 +52,31 @@ def test_the_fast_validation_agrees_with_red_validation(name):
                                                                 allow_variables=False))
     assert verdict(validate_red) == reference
     assert (reference is None) == (name == 'good')
+
+
+KEYS = hypothesis.strategies.sampled_from(['a', 'password', 'privateKey', '_token', 'access', 'auth', 'url'])
+TEXTS = hypothesis.strategies.sampled_from(['x', '{{word}}', 'a}}b', '{{', 'plain {text}', ''])
+TREES = hypothesis.strategies.recursive(
+    TEXTS | hypothesis.strategies.integers(0, 3) | hypothesis.strategies.none(),
+    lambda children: hypothesis.strategies.lists(children, max_size=3)
+    | hypothesis.strategies.dictionaries(KEYS, children, max_size=3), max_leaves=12)
+
+
+@hypothesis.given(TREES)
+def test_the_quick_walk_agrees_with_red_vals_variable_check(tree):
+    """without_variables is only a shortcut past red-val's walk: where it says True, red-val finds no variable and
+    raises nothing; where it says False, red-val reports something (a variable, or an error)."""
+    red = {'batches': [tree]}
+    try:
+        found = get_variable_keys(red)
+    except RedVariableError:
+        found = None
+    assert red_val_steps.without_variables(red) == (found == [])
+
+
+def test_the_quick_walk_sees_brackets_and_misplaced_protected_keys():
+    assert red_val_steps.without_variables({'batches': [{'inputs': {'word': 'plain {text}'}}]})
+    assert red_val_steps.without_variables({'a': {'access': {'password': 'p', '_t': 'x'}}})
+    assert not red_val_steps.without_variables({'batches': [{'inputs': {'word': '{{word}}'}}]})
+    assert not red_val_steps.without_variables({'batches': [{'inputs': {'word': 'a}}'}}]})
+    assert not red_val_steps.without_variables({'inputs': {'password': 'p'}})  # red-val refuses it there

@@ -1,5 +1,8 @@
 """GET /batches, /batches/count, /batches/<id>, its stdout and stderr; DELETE /batches/<id> cancels it.
 
+Each reads and cancels the batches still in their staged chunks too (cc_agency/staged_batches.py): a batch is
+registered from the answer of POST /red on, whether its document is in the collection yet or not.
+
 stdout and stderr are streamed from GridFS piece by piece (cc_agency/batch_output.py), so a large output costs the
 broker one GridFS chunk of memory at a time (a small one is in the output document); only the batch's owner (or an
 admin) gets them.

@@ -12,10 +12,10 @@ one, `resubmittedAs` (a list: it can be resubmitted more than once) on the origi
 """
 from flask import Blueprint, jsonify, request
 
+from cc_agency import staged_batches
 from cc_agency.broker.context import broker, db, find_visible, object_id, requires_auth, shown
 from cc_agency.broker.errors import ApiError, bad_request, not_found
 from cc_agency.broker.routes.red import read_red, register_experiment
-from cc_agency import staged_batches
 from cc_agency.db import BATCHES, EXPERIMENTS, SEQ, now
 from cc_agency.registration import CANCEL_REQUESTED
 from cc_agency.red import RedError, parse_red
