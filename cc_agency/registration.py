@@ -231,13 +231,14 @@ def register(db, experiment_id, chunk_ids, on_chunk=None, lookahead=None):
         return False
     queued = ((experiment.get(COUNTS) or {}).get(REGISTERED)) or 0
     ended = set(experiment.get(ENDED_CHUNKS) or ())
-    waiting = False
+    waiting, others = False, []
     for chunk_id in chunk_ids:
         if lookahead is not None and queued >= lookahead and chunk_id not in ended:
             waiting = True
             continue
         moved = register_chunk(db, experiment_id, chunk_id)
-        if moved is None:  # another registrar is inserting it, and completes the registration if it is the last
+        if moved is None:  # another registrar is inserting it
+            others.append(chunk_id)
             continue
         queued += moved
         if moved and CANCEL_REQUESTED in (db[EXPERIMENTS].find_one({'_id': experiment_id}, {CANCEL_REQUESTED: 1}) or {}):
@@ -248,6 +249,8 @@ def register(db, experiment_id, chunk_ids, on_chunk=None, lookahead=None):
     # asked only when no chunk waits for the queue: SecantusDB copies every chunk it counts, and this runs each round
     if waiting or db[PENDING_BATCHES].count_documents({'experimentId': experiment_id}, limit=1):
         return False
+    for chunk_id in others:  # in now: their counts move to the queue before the staged counts are dropped
+        _registered(db, experiment_id, chunk_id)
     db[EXPERIMENTS].update_one({'_id': experiment_id}, {'$set': {'registrationComplete': True},
                                                         '$unset': {'pendingChunks': '', STAGED: '', ENDED_CHUNKS: ''}})
     # batches may all have ended while the last ones were being inserted (after a crash): then this is the moment
