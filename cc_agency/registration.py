@@ -224,7 +224,7 @@ def register(db, experiment_id, chunk_ids, on_chunk=None, lookahead=None):
 
     With a `lookahead`, a chunk is inserted only while fewer than that many batches of the experiment are queued,
     or when it holds an ended batch (its notification is due; see the module's docstring). Safe to repeat and to
-    run twice at once. `on_chunk()` is called after each chunk.
+    run twice at once. `on_chunk(experiment_id)` is called after each chunk.
     """
     experiment = db[EXPERIMENTS].find_one({'_id': experiment_id}, {QUEUED: 1, ENDED_CHUNKS: 1})
     if experiment is None:
@@ -245,7 +245,7 @@ def register(db, experiment_id, chunk_ids, on_chunk=None, lookahead=None):
             # cancelled while this chunk was being inserted: its batches are cancelled as the others were
             transitions.BatchLifecycle(db).cancel_experiment(str(experiment_id))
         if on_chunk is not None:
-            on_chunk()
+            on_chunk(experiment_id)
     # asked only when no chunk waits for the queue: SecantusDB copies every chunk it counts, and this runs each round
     if waiting or db[PENDING_BATCHES].count_documents({'experimentId': experiment_id}, limit=1):
         return False

@@ -68,7 +68,7 @@ class Controller:
         self.scheduling_lock = threading.RLock()  # decisions vs. reconciliation of a node
         self.nodes = NodeBoard(self.engines, on_change=self.wake)
         self.runs = RunRegistry()
-        queue_heads = QueueHeads()
+        self.queue_heads = queue_heads = QueueHeads()
         self.lifecycle = BatchLifecycle(db, scheduling['attempts_to_fail'], persistent=self.stopping,
                                         on_freed=self.wake, on_requeued=queue_heads.forget)
         self.pruner = None
@@ -203,13 +203,19 @@ class Controller:
         the scheduler after each chunk; every JANITOR_INTERVAL_S, remove the chunks of registrations that
         broke off. The first round inserts what an earlier version staged."""
         if not self._legacy_registered:
-            registration.register_legacy(self.db, on_chunk=self._wake.set)
+            registration.register_legacy(self.db, on_chunk=self._chunk_inserted)
             self._legacy_registered = True
-        registration.register_pending(self.db, on_chunk=self._wake.set)
+        registration.register_pending(self.db, on_chunk=self._chunk_inserted)
         if time.monotonic() - self._orphans_removed_at > JANITOR_INTERVAL_S:
             registration.remove_orphans(self.db)
             transitions.void_ended_experiments(self.db)  # voids that a database hiccup left undone
             self._orphans_removed_at = time.monotonic()
+
+    def _chunk_inserted(self, experiment_id):
+        """The registrar inserted a chunk of the experiment's batches: they may lie below the head of its queue that
+        the scheduler keeps (cc_agency/controller/queue_heads.py), so that head goes, and the scheduler looks."""
+        self.queue_heads.forget(str(experiment_id))
+        self._wake.set()
 
     def _loop(self, wake, what, step):
         """Run `step` whenever `wake` is set or pass_interval_s passed, until stopping; one failing round is

@@ -39,6 +39,7 @@ from cc_agency.controller.queue_heads import QueueHeads
 from cc_agency.cordon import cordoned_nodes
 from cc_agency.db import BATCHES, EXPERIMENTS, SEQ
 from cc_agency.red import MIN_RAM_MIB
+from cc_agency.registration import CHUNK_BATCHES
 from cc_agency.states import ACTIVE_STATES, NODE_ONLINE, REGISTERED
 
 log = logging.getLogger(__name__)
@@ -243,8 +244,11 @@ class SchedulePass:
         if not numbered:  # stored before batches had consecutive numbers
             return 0, self._experiment_queue(experiment_id, experiment, None, never_fits)
         head, version = self.scheduler.heads.get(experiment_id, experiment['batchSeq'])
-        complete = experiment.get('registrationComplete') is not False
-        if not complete:  # batches still to be inserted may lie below any head a read could find
+        # batches still to be inserted may lie below any head a read could find: unless the registration is complete,
+        # or is one that only this process's registrar inserts (more than one chunk), which forgets the head after
+        # each chunk (the daemon's _chunk_inserted), the queue is read from its start
+        complete = experiment.get('registrationComplete') is not False or experiment['batchCount'] > CHUNK_BATCHES
+        if not complete:
             head = experiment['batchSeq']
         self.reads[experiment_id] = (version, complete)
         return head, self._experiment_queue(experiment_id, experiment, head, never_fits)

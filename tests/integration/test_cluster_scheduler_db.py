@@ -5,6 +5,7 @@ import pymongo
 import pytest
 from bson import ObjectId
 
+from cc_agency import registration
 from cc_agency.controller.scheduler import NEVER_FIT_SWEEP_S, Scheduler
 from cc_agency.controller.state import NodeBoard
 from cc_agency.cordon import set_schedulable
@@ -238,3 +239,34 @@ def test_a_retried_batch_is_placed_again_in_its_place_in_the_queue(counted_db):
     again = [batch_id for batch_id, _, _ in scheduler.launched[2:]]
     assert again[0] == first['_id']  # the oldest queued batch first
     assert db.batches.find_one({'_id': again[1]})['seq'] == second['seq'] + 1
+
+
+def test_a_queue_inserted_chunk_by_chunk_is_read_below_the_head_the_scheduler_kept(counted_db):
+    """The registrar inserts a large experiment's chunks as its queue empties; a pass that read past the inserted
+    batches keeps a head beyond them, and the registrar's forget after each chunk (the daemon's _chunk_inserted) is
+    what makes the next pass read the new chunk."""
+    db, _ = counted_db
+    experiment_id, first = ObjectId(), allocate_seq(db, 'batches', 2500)
+    requirements = {'ramMiB': 512, 'gpuVramMiB': []}
+    experiment = {'_id': experiment_id, 'username': 'alice', 'registrationTime': 1, 'cli': {'inputs': {}, 'outputs': {}},
+                  'execution': {'settings': {}}, 'container': {'settings': {'image': {'url': 'img'}, 'ram': 512}},
+                  'requirements': requirements, 'batchSeq': first, 'batchCount': 2500, 'stateCounts': {},
+                  'seq': allocate_seq(db, 'experiments')}
+    registration.stage(db, experiment, [registration.new_batch(str(experiment_id), first + i, 'alice', 1,
+                                                               {'inputs': {}, 'outputs': {}}, requirements)
+                                        for i in range(2500)])
+    scheduler = RecordingScheduler(db, nodes(1, 512 * 3000))
+
+    def forget(inserted_id):
+        scheduler.heads.forget(str(inserted_id))
+    registration.register_pending(db, on_chunk=forget)  # the first chunk
+    assert scheduler.run_pass() == 1000
+    assert scheduler.run_pass() == 0  # the others are staged
+    registration.register_pending(db, on_chunk=forget)  # the queue is empty: the next chunk
+    assert scheduler.run_pass() == 1000
+    registration.register_pending(db, on_chunk=forget)
+    assert scheduler.run_pass() == 500
+    assert db.experiments.find_one({'_id': experiment_id})['registrationComplete'] is True
+    launched = {batch_id for batch_id, _, _ in scheduler.launched}
+    assert sorted(b['seq'] for b in db.batches.find({'_id': {'$in': list(launched)}}, {'seq': 1})) == \
+        list(range(first, first + 2500))

@@ -65,8 +65,8 @@ def test_a_registration_broken_off_in_a_chunk_is_finished_with_each_batch_once(m
     mongo_db[BATCHES].insert_many(batches_of(chunk_ids[1])[:400])
 
     chunks_done = []
-    assert registration.register_pending(mongo_db, on_chunk=lambda: chunks_done.append(1), lookahead=None) == 1
-    assert len(chunks_done) == 3  # the first chunk's count moved to the queue, the others inserted
+    assert registration.register_pending(mongo_db, on_chunk=chunks_done.append, lookahead=None) == 1
+    assert chunks_done == [experiment_id] * 3  # the first chunk's count moved to the queue, the others inserted
     assert_registered_once(mongo_db, experiment_id, seqs)
     assert registration.register_pending(mongo_db) == 0  # nothing left to do
 
