@@ -241,7 +241,8 @@ def register(db, experiment_id, chunk_ids, on_chunk=None, lookahead=None):
             others.append(chunk_id)
             continue
         queued += moved
-        if moved and CANCEL_REQUESTED in (db[EXPERIMENTS].find_one({'_id': experiment_id}, {CANCEL_REQUESTED: 1}) or {}):
+        flags = db[EXPERIMENTS].find_one({'_id': experiment_id}, {CANCEL_REQUESTED: 1}) if moved else None
+        if CANCEL_REQUESTED in (flags or {}):
             # cancelled while this chunk was being inserted: its batches are cancelled as the others were
             transitions.BatchLifecycle(db).cancel_experiment(str(experiment_id))
         if on_chunk is not None:

@@ -248,7 +248,8 @@ def test_a_queue_inserted_chunk_by_chunk_is_read_below_the_head_the_scheduler_ke
     db, _ = counted_db
     experiment_id, first = ObjectId(), allocate_seq(db, 'batches', 2500)
     requirements = {'ramMiB': 512, 'gpuVramMiB': []}
-    experiment = {'_id': experiment_id, 'username': 'alice', 'registrationTime': 1, 'cli': {'inputs': {}, 'outputs': {}},
+    experiment = {'_id': experiment_id, 'username': 'alice', 'registrationTime': 1,
+                  'cli': {'inputs': {}, 'outputs': {}},
                   'execution': {'settings': {}}, 'container': {'settings': {'image': {'url': 'img'}, 'ram': 512}},
                   'requirements': requirements, 'batchSeq': first, 'batchCount': 2500, 'stateCounts': {},
                   'seq': allocate_seq(db, 'experiments')}
