@@ -115,11 +115,15 @@ def batches_in(db, chunks, query, first, last):
     for chunk in chunks:
         docs = [doc for doc in map(_decoded, _seq_slice(chunk, first, last)) if matches(doc, query)]
         if docs and (chunk['_id'] not in unclaimed or chunk.get('claimedAt') is not None):
-            low, high = max(first, chunk['firstSeq']), min(last, chunk['lastSeq'])
-            inserted = {batch[SEQ] for batch in db[BATCHES].find({SEQ: {'$gte': low, '$lte': high}}, {SEQ: 1})}
+            inserted = _inserted_seqs(db, max(first, chunk['firstSeq']), min(last, chunk['lastSeq']))
             docs = [doc for doc in docs if doc[SEQ] not in inserted]
         found.extend(docs)
     return sorted(found, key=lambda doc: doc[SEQ])
+
+
+def _inserted_seqs(db, low, high):
+    """The sequence numbers low..high of batches in the collection (a chunk's range holds no other batches)."""
+    return {batch[SEQ] for batch in db[BATCHES].find({SEQ: {'$gte': low, '$lte': high}}, {SEQ: 1})}
 
 
 def _decoded(raw):
@@ -202,8 +206,7 @@ def count_staged(db, experiment_id):
         registered[str(chunk['_id'])] = 0
         inserted = set()
         if chunk.get('claimedAt') is not None:  # a registrar may have inserted some of them
-            inserted = {batch[SEQ] for batch in db[BATCHES].find(
-                {SEQ: {'$gte': chunk['firstSeq'], '$lte': chunk['lastSeq']}}, {SEQ: 1})}
+            inserted = _inserted_seqs(db, chunk['firstSeq'], chunk['lastSeq'])
         for raw in chunk_batches(chunk):
             if raw[SEQ] in inserted:
                 continue

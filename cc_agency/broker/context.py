@@ -82,6 +82,12 @@ def user_scope():
     return {} if g.user.get('isAdmin') else {'username': g.user['username']}
 
 
+def visible(doc):
+    """Whether the current user may see the document (theirs, or any for an admin); False for None."""
+    scope = user_scope()
+    return doc is not None and ('username' not in scope or doc.get('username') == scope['username'])
+
+
 def find_visible(collection, doc_id, projection=None):
     """The document `doc_id` of `collection` if the current user may see it (theirs, or any for an admin), else None.
 
@@ -92,8 +98,7 @@ def find_visible(collection, doc_id, projection=None):
     if inclusion and 'username' not in projection:
         fields = dict(projection, username=1)  # the owner is read for the check
     doc = collection.find_one({'_id': doc_id}, fields)
-    scope = user_scope()
-    if doc is None or ('username' in scope and doc.get('username') != scope['username']):
+    if not visible(doc):
         return None
     if fields is not projection:
         doc.pop('username', None)

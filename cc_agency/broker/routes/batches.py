@@ -13,7 +13,7 @@ from bson import ObjectId
 from flask import Blueprint, Response, jsonify, stream_with_context
 
 from cc_agency import batch_counts, batch_output, staged_batches
-from cc_agency.broker.context import bool_arg, broker, db, find_visible, object_id, requires_auth, user_scope
+from cc_agency.broker.context import bool_arg, broker, db, find_visible, object_id, requires_auth, visible
 from cc_agency.broker.documents import batch_json
 from cc_agency.broker.errors import ApiError, not_found
 from cc_agency.broker.listing import find_page, list_filter
@@ -58,8 +58,7 @@ def _find_batch(batch_id, projection=None):
     if doc is not None:
         return doc, None
     staged = staged_batches.find_batch(db(), oid)
-    scope = user_scope()
-    if staged is not None and ('username' not in scope or staged[0].get('username') == scope['username']):
+    if staged is not None and visible(staged[0]):
         return staged
     doc = find_visible(db()[BATCHES], oid, projection)  # inserted while its chunk was read
     if doc is None:

@@ -88,7 +88,7 @@ def resubmit_experiment(experiment_id):
     ended = list(db()[BATCHES].find({'experimentId': str(original['_id']), 'state': {'$in': list(states)}},
                                     {SEQ: 1, 'inputs': 1, 'outputs': 1}))
     if original.get('registrationComplete') is False:  # batches cancelled in their chunk
-        ended += [batch for state in states for batch in staged_batches.of_experiment(db(), original, {'state': state})]
+        ended += [batch for batch in staged_batches.of_experiment(db(), original, {}) if batch['state'] in states]
     ended.sort(key=lambda batch: batch[SEQ])
     if not ended:
         raise ApiError(409, 'no batch of the experiment ended {}: nothing to resubmit'.format(' or '.join(states)))
