@@ -80,3 +80,65 @@ def test_the_quick_walk_sees_brackets_and_misplaced_protected_keys():
     assert not red_val_steps.without_variables({'batches': [{'inputs': {'word': '{{word}}'}}]})
     assert not red_val_steps.without_variables({'batches': [{'inputs': {'word': 'a}}'}}]})
     assert not red_val_steps.without_variables({'inputs': {'password': 'p'}})  # red-val refuses it there
+
+
+CLI_TYPES = hypothesis.strategies.sampled_from(['File', 'Directory', 'string', 'int', 'float', 'boolean', 'File[]',
+                                                'string[]', 'int?', 'File?', 'Directory[]?'])
+JOB_VALUES = hypothesis.strategies.recursive(
+    hypothesis.strategies.sampled_from(['x', 'y', 1, 2, 1.5, True, None, {'class': 'File'}, {'class': 'Directory'},
+                                        {'class': 'Other'}, {'class': 3}, {}]),
+    lambda children: hypothesis.strategies.lists(children, max_size=3), max_leaves=6)
+
+
+def _first_failure(check):
+    try:
+        check()
+        return None
+    except RedSpecificationError as e:
+        return str(e)
+
+
+@hypothesis.settings(max_examples=300)
+@hypothesis.given(hypothesis.strategies.lists(hypothesis.strategies.tuples(CLI_TYPES, JOB_VALUES), min_size=1,
+                                              max_size=4),
+                  hypothesis.strategies.lists(hypothesis.strategies.lists(JOB_VALUES, min_size=4, max_size=4),
+                                              min_size=1, max_size=6),
+                  hypothesis.strategies.sampled_from(['File', 'Directory', 'stdout', 'File?']),
+                  hypothesis.strategies.lists(JOB_VALUES, min_size=6, max_size=6))
+def test_checking_each_type_signature_once_fails_where_red_val_fails_first(inputs, rows, output_type, outputs):
+    """check_types gives the first failure, and its message, of red-val's check of every pair in turn."""
+    red = {'cli': {'inputs': {'in{}'.format(i): {'type': t} for i, (t, _) in enumerate(inputs)},
+                   'outputs': {'out': {'type': output_type}}},
+           'batches': [{'inputs': {'in{}'.format(i): row[i % len(row)] for i in range(len(inputs))},
+                        'outputs': {'out': outputs[index]}} for index, row in enumerate(rows)]}
+    input_pairs, output_pairs = red_val_module._create_cli_job_pairs(red, False)
+    pairs = input_pairs + output_pairs
+
+    def each():
+        for pair in pairs:
+            pair.check_type()
+
+    assert _first_failure(lambda: red_val_steps.check_types(pairs)) == _first_failure(each)
+
+
+def test_type_signatures_tell_apart_what_red_val_tells_apart():
+    signature = red_val_steps.type_signature
+    assert signature('a') == signature('b') and signature([1, 2]) == signature([3, 4])
+    assert signature(1) != signature(True) != signature(1.0)
+    assert signature([1]) != signature([1, 'a']) != signature(['a', 1])
+    assert signature({'class': 'File'}) != signature({'class': 'Directory'}) != signature({})
+
+
+@hypothesis.settings(max_examples=500)
+@hypothesis.given(hypothesis.strategies.booleans(), CLI_TYPES, JOB_VALUES, JOB_VALUES)
+def test_values_of_equal_signatures_get_equal_verdicts(is_input, cli_type, value, other):
+    """The property check_types stands on (outputs are checked against output types only)."""
+    if not is_input:
+        cli_type = {'File[]': 'File', 'string[]': 'stdout', 'int?': 'File?'}.get(cli_type, 'Directory')
+    hypothesis.assume(red_val_steps.type_signature(value) == red_val_steps.type_signature(other))
+
+    def passes(job_value):
+        pair = red_val_module.CliJobPair('key', is_input, {'type': cli_type}, job_value)
+        return _first_failure(pair.check_type) is None
+
+    assert passes(value) == passes(other)
