@@ -70,7 +70,8 @@ INPUT_VALUES = st.sampled_from([
     {'class': 'Files', 'connector': {'command': 'c', 'access': {}}},
     {'class': 'Directory', 'connector': {'command': 'c', 'access': {}},
      'listing': [{'class': 'File', 'basename': 'b'}, {'class': 'Directory', 'basename': 'd', 'listing': []}]},
-    {'class': 'Directory', 'connector': {'command': 'c', 'access': {}}, 'listing': [{'class': 'Other', 'basename': 'b'}]},
+    {'class': 'Directory', 'connector': {'command': 'c', 'access': {}},
+     'listing': [{'class': 'Other', 'basename': 'b'}]},
     {'class': 'File', 'connector': {'command': 'c', 'access': {}}, 'unknown': 1},
 ])
 OUTPUT_VALUES = st.sampled_from([
