@@ -22,6 +22,7 @@ chunk), its batch documents carry the `_id` the broker gave them, a second inser
 and ignored, and a chunk is deleted only once all its batches are in. A claim older than CLAIM_STALE_S is of a
 registrar that died, and is taken over. So a crash at any point is repaired by inserting the chunk again. A chunk
 holds the batches' secrets too: it is deleted as soon as its batches are in, and a cancel voids them in the chunk.
+A chunk that was claimed once is never unclaimed again: `claimedAt` None means that none of its batches is in.
 
 Chunks whose experiment was never written (the database failed during POST /red) are orphans: nobody's batches,
 never shown, and the controller's janitor deletes them ORPHAN_AFTER_S after they were staged, far longer than any
@@ -49,6 +50,7 @@ CHUNK_BYTES = 8 * 1024 * 1024  # a chunk document stays well inside MongoDB's 16
 MAX_BATCH_BYTES = 16 * 1024 * 1024 - 64 * 1024  # one batch alone in its chunk, with room for the chunk's fields
 ORPHAN_AFTER_S = 300
 CLAIM_STALE_S = 60  # a claim this old is of a registrar that died: another takes the chunk over
+RELEASED = 0.0  # the claim of a chunk whose insert failed: stale at once (never None again, see `_release`)
 ENDED_CHUNKS = 'endedChunks'  # field of an experiment: its staged chunks that hold an ended (cancelled) batch
 CANCEL_REQUESTED = 'cancelRequested'  # field of an experiment: when DELETE /experiments/<id> cancelled it
 DUPLICATE_KEY = 11000
@@ -210,10 +212,12 @@ def register_chunk(db, experiment_id, chunk_id):
 
 def _release(db, chunk):
     """Give a claimed chunk back after a failed insert, so that the next registrar need not wait for the claim to
-    go stale (best effort: when the database fails, it does go stale)."""
+    go stale (best effort: when the database fails, it does go stale). The claim is made stale, not removed: some
+    of the chunk's batches may be in the collection, and readers and cancels take a chunk that was never claimed
+    for one that holds all its batches alone (cc_agency.staged_batches)."""
     try:
         db[PENDING_BATCHES].update_one({'_id': chunk['_id'], 'claimedAt': chunk['claimedAt']},
-                                       {'$set': {'claimedAt': None}})
+                                       {'$set': {'claimedAt': RELEASED}})
     except pymongo.errors.PyMongoError:
         pass
 

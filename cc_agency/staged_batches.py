@@ -12,17 +12,19 @@ its `version`, and only while no registrar has claimed it), with the batch cance
 life cycle would (cc_agency.transitions.transition_update), and the registrar then inserts that chunk at once, so
 that the notification of the cancelled batch goes out.
 
-A read of a range of sequence numbers reads the chunks first, then the inserted batches, then asks whether a chunk
-was claimed meanwhile (a registrar claims a chunk before it inserts any of its batches): for a chunk that was, the
-batches inserted already are left out of what the chunk gives. So a batch is never missing from a list while it
-moves from its chunk to the collection, and never in it twice.
+A read of a range of sequence numbers reads the chunks first, then the inserted batches, and a batch that both gave
+is taken from the collection. A registrar claims a chunk before it inserts any of its batches, a chunk is deleted
+only once all are in, and a claim is never taken back (cc_agency.registration): so a batch that moves from its
+chunk to the collection meanwhile is in one read or the other, never missing from a list and never in it twice. Of
+a chunk that was claimed already when it was read, the batches inserted by then are left out, so that a chunk
+whose insert broke off does not show old copies of batches that have run since.
 """
 import bson
 from bson import Binary, ObjectId
 
 from cc_agency.batch_counts import COUNTS, QUEUED, STAGED
-from cc_agency.db import BATCHES, EXPERIMENTS, HISTORY_LIMIT, PENDING_BATCHES, SEQ, now
-from cc_agency.registration import CLAIM_STALE_S, ENDED_CHUNKS, chunk_batches
+from cc_agency.db import BATCHES, EXPERIMENTS, HISTORY_LIMIT, PENDING_BATCHES, SEQ
+from cc_agency.registration import ENDED_CHUNKS, chunk_batches
 from cc_agency.states import CANCELLED, REGISTERED
 from cc_agency.transitions import transition_update
 
@@ -107,18 +109,25 @@ def chunks_in_range(db, query, first, last, ascending=True):
 
 
 def batches_in(db, chunks, query, first, last):
-    """The batches of `chunks` with sequence numbers in first..last that match `query`, in order, without those a
-    registrar inserted since the chunks were read. Call it after the range's inserted batches were read."""
-    unclaimed = {chunk['_id'] for chunk in db[PENDING_BATCHES].find(
-        {'_id': {'$in': [chunk['_id'] for chunk in chunks]}, 'claimedAt': None}, {'_id': 1})}
+    """The batches of `chunks` with sequence numbers in first..last that match `query`, in order. Of a chunk that
+    was claimed when it was read, those inserted already are left out: the collection, read after this, has them
+    (see `merged`)."""
     found = []
     for chunk in chunks:
         docs = [doc for doc in map(_decoded, _seq_slice(chunk, first, last)) if matches(doc, query)]
-        if docs and (chunk['_id'] not in unclaimed or chunk.get('claimedAt') is not None):
+        if docs and chunk.get('claimedAt') is not None:
             inserted = _inserted_seqs(db, max(first, chunk['firstSeq']), min(last, chunk['lastSeq']))
             docs = [doc for doc in docs if doc[SEQ] not in inserted]
         found.extend(docs)
     return sorted(found, key=lambda doc: doc[SEQ])
+
+
+def merged(inserted, staged):
+    """The batches read from the collection and, of those read from chunks before, the ones it did not give: a
+    chunk unclaimed when it was read had none of its batches in the collection, so a batch that moved since is
+    given by the collection, and only once (pure)."""
+    seen = {doc[SEQ] for doc in inserted}
+    return inserted + [doc for doc in staged if doc[SEQ] not in seen]
 
 
 def _inserted_seqs(db, low, high):
@@ -132,21 +141,22 @@ def _decoded(raw):
 
 def range_reader(db, query, ascending):
     """The `extra` of cc_agency.seq_order.read_in_order for lists of batches: each range is read with the staged
-    batches it holds merged in."""
+    batches it holds merged in (the chunks first, then the collection)."""
     def read_range(first, last, skip, take, read_collection):
         chunks = chunks_in_range(db, query, first, last, ascending)
         if not chunks:
             return read_collection(first, last, skip, take)
+        staged = batches_in(db, chunks, query, first, last)
         _, docs = read_collection(first, last, 0, skip + take)
-        docs = sorted(docs + batches_in(db, chunks, query, first, last), key=lambda doc: doc[SEQ],
-                      reverse=not ascending)
+        docs = sorted(merged(docs, staged), key=lambda doc: doc[SEQ], reverse=not ascending)
         # a count below what the range holds only when the page is full, and then nothing is left to skip
         return len(docs), docs[skip:skip + take]
     return read_range
 
 
 def of_experiment(db, experiment, query):
-    """The staged batches of an experiment document (with batchSeq and batchCount) that match `query`."""
+    """The staged batches of an experiment document (with batchSeq and batchCount) that match `query`; read them
+    before the collection and merge with `merged`."""
     query = dict(query, experimentId=str(experiment['_id']))
     first, last = experiment['batchSeq'], experiment['batchSeq'] + experiment['batchCount'] - 1
     chunks = chunks_in_range(db, query, first, last)
@@ -164,7 +174,7 @@ def cancel(db, experiment_id, seqs=None, debug_info='cancelled by user'):
     chunks = _chunks(db, {'experimentId': ObjectId(experiment_id)}, keep)
     cancelled, busy = 0, False
     for chunk in chunks:
-        if chunk.get('claimedAt') is not None and chunk['claimedAt'] >= now() - CLAIM_STALE_S:
+        if chunk.get('claimedAt') is not None:  # a registrar is inserting it, or one failed to
             busy = True
             continue
         blobs, count = [], 0

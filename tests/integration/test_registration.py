@@ -6,6 +6,7 @@ import threading
 import time
 
 import bson
+import pymongo.errors
 from bson import ObjectId
 
 from cc_agency import batch_counts, registration, staged_batches, transitions
@@ -300,6 +301,62 @@ def test_pages_of_inserted_and_staged_batches_are_those_of_all_batches(mongo_db)
                                      extra=staged_batches.range_reader(mongo_db, query, ascending))
                 assert [(b['seq'], b['state']) for b in page] == \
                     [(b['seq'], b['state']) for b in ordered[skip:skip + limit]], (query, ascending, skip, limit)
+
+
+def _page(db, query, first, last, limit, skip=0, ascending=False):
+    lead, rest = split_query(query)
+    return [b['seq'] for b in read_in_order(db[BATCHES], lead, rest, first, last, limit, skip, ascending,
+                                             extra=staged_batches.range_reader(db, query, ascending))]
+
+
+def test_pages_read_while_the_registrar_inserts_show_every_batch_once(mongo_db):
+    """Pages read again and again while chunks move into the collection, a hundred batches at a time: each page is
+    the batches it must be, none missing, none twice."""
+    ensure_indexes(mongo_db)
+    experiment_id, chunk_ids, seqs = stage_experiment(mongo_db, 4000)
+    done = threading.Event()
+
+    def registrar():
+        try:
+            registration.register(mongo_db, experiment_id, chunk_ids)
+        finally:
+            done.set()
+    thread = threading.Thread(target=registrar)
+    thread.start()
+    pages = 0
+    while not done.is_set() or pages < 3:
+        for skip, limit, ascending in ((0, 100, False), (950, 100, False), (1950, 100, True), (0, 3000, True)):
+            ordered = seqs if ascending else seqs[::-1]
+            assert _page(mongo_db, {'state': 'registered'}, seqs[0], seqs[-1], limit, skip, ascending) == \
+                ordered[skip:skip + limit], (skip, limit, ascending)
+        pages += 1
+    thread.join(60)
+    assert_registered_once(mongo_db, experiment_id, seqs)
+    assert pages > 3
+
+
+def test_a_chunk_whose_insert_failed_half_way_is_never_read_as_whole(mongo_db):
+    """The server refuses one batch of a chunk after others are in: the chunk stays claimed (stale, for the next
+    registrar), so lists leave out the copies of batches that are in, and a cancel does not rewrite it."""
+    ensure_indexes(mongo_db)
+    experiment_id, [chunk_id], seqs = stage_experiment(mongo_db, 1000)
+    chunk = mongo_db[PENDING_BATCHES].find_one({'_id': chunk_id})
+    raws = [raw.raw for raw in registration.chunk_batches(chunk)]
+    raws[150] = bson.encode(dict(bson.decode(raws[150]), _id={'$bad': 1}))  # not valid for storage: code 2
+    mongo_db[PENDING_BATCHES].update_one({'_id': chunk_id}, {'$set': {'batches': bson.Binary(b''.join(raws))}})
+    try:
+        registration.register_chunk(mongo_db, experiment_id, chunk_id)
+        raise AssertionError('the server took a batch id with a $ key')
+    except pymongo.errors.BulkWriteError:
+        pass
+    assert mongo_db[BATCHES].count_documents({}) == 199  # the first hundred, then all of the second but one
+    assert mongo_db[PENDING_BATCHES].find_one({'_id': chunk_id})['claimedAt'] == registration.RELEASED
+    assert _page(mongo_db, {}, seqs[0], seqs[-1], 1000, ascending=True) == seqs
+    assert _page(mongo_db, {'state': 'registered'}, seqs[0], seqs[-1], 300) == seqs[::-1][:300]
+    mongo_db[BATCHES].update_many({'seq': {'$lt': seqs[100]}}, {'$set': {'state': 'succeeded'}})  # they ran since
+    assert _page(mongo_db, {'state': 'registered'}, seqs[0], seqs[-1], 1000, ascending=True) == seqs[100:]
+    assert staged_batches.cancel(mongo_db, str(experiment_id), {seqs[500]}) == (0, True)
+    assert staged_batches.count_staged(mongo_db, str(experiment_id)) == ({}, {str(chunk_id): 801})
 
 
 def test_a_recount_counts_the_staged_batches_once(mongo_db):

@@ -85,10 +85,12 @@ def resubmit_experiment(experiment_id):
     if len(red_batches) != original.get('batchCount'):
         raise bad_request('the RED has {} batches, the experiment {}: resubmit the same RED'.format(
             len(red_batches), original.get('batchCount')))
-    ended = list(db()[BATCHES].find({'experimentId': str(original['_id']), 'state': {'$in': list(states)}},
-                                    {SEQ: 1, 'inputs': 1, 'outputs': 1}))
+    staged = []
     if original.get('registrationComplete') is False:  # batches cancelled in their chunk
-        ended += [batch for batch in staged_batches.of_experiment(db(), original, {}) if batch['state'] in states]
+        staged = [batch for batch in staged_batches.of_experiment(db(), original, {}) if batch['state'] in states]
+    ended = staged_batches.merged(list(db()[BATCHES].find(
+        {'experimentId': str(original['_id']), 'state': {'$in': list(states)}}, {SEQ: 1, 'inputs': 1, 'outputs': 1})),
+        staged)
     ended.sort(key=lambda batch: batch[SEQ])
     if not ended:
         raise ApiError(409, 'no batch of the experiment ended {}: nothing to resubmit'.format(' or '.join(states)))
