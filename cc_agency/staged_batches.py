@@ -19,6 +19,8 @@ chunk to the collection meanwhile is in one read or the other, never missing fro
 a chunk that was claimed already when it was read, the batches inserted by then are left out, so that a chunk
 whose insert broke off does not show old copies of batches that have run since.
 """
+import struct
+
 import bson
 from bson import Binary, ObjectId
 
@@ -32,6 +34,7 @@ STAGED_STATES = (REGISTERED, CANCELLED)  # the states a batch can have in its ch
 CANCELLED_COUNT = '{}.{}'.format(COUNTS, CANCELLED)
 CURSOR_BATCH = 2  # chunks a range read fetches at a time: it stops at the first beyond the range
 MAX_REMEMBERED_EXPERIMENTS = 10000
+_LENGTH = struct.Struct('<i')  # what a BSON document starts with
 _committed_ids = set()
 
 
@@ -49,11 +52,17 @@ def cancelled_copy(doc, debug_info):
 
 
 def _seq_slice(chunk, first, last):
-    """The raw documents of the chunk with sequence numbers first..last (its batches are consecutive, in order)."""
-    raws = chunk_batches(chunk)
-    if len(raws) != chunk['lastSeq'] - chunk['firstSeq'] + 1:  # not as staged: find them by their numbers
-        return [raw for raw in raws if first <= raw[SEQ] <= last]
-    return raws[max(first, chunk['firstSeq']) - chunk['firstSeq']:min(last, chunk['lastSeq']) - chunk['firstSeq'] + 1]
+    """The BSON of the chunk's batches with sequence numbers first..last. Its batches are consecutive, in order, and
+    a BSON document starts with its length: so only those are cut out, not all of the chunk's (a page of 100 from a
+    chunk of 1,000 took 4.5 ms to split it whole)."""
+    blob = chunk['batches']
+    offsets = [0]
+    while offsets[-1] < len(blob):
+        offsets.append(offsets[-1] + _LENGTH.unpack_from(blob, offsets[-1])[0])
+    if len(offsets) - 1 != chunk['lastSeq'] - chunk['firstSeq'] + 1:  # not as staged: find them by their numbers
+        return [raw.raw for raw in chunk_batches(chunk) if first <= raw[SEQ] <= last]
+    low, high = max(first, chunk['firstSeq']) - chunk['firstSeq'], min(last, chunk['lastSeq']) - chunk['firstSeq']
+    return [blob[offsets[index]:offsets[index + 1]] for index in range(low, high + 1)]
 
 
 def _committed(db, chunks):
@@ -114,7 +123,7 @@ def batches_in(db, chunks, query, first, last):
     (see `merged`)."""
     found = []
     for chunk in chunks:
-        docs = [doc for doc in map(_decoded, _seq_slice(chunk, first, last)) if matches(doc, query)]
+        docs = [doc for doc in map(bson.decode, _seq_slice(chunk, first, last)) if matches(doc, query)]
         if docs and chunk.get('claimedAt') is not None:
             inserted = _inserted_seqs(db, max(first, chunk['firstSeq']), min(last, chunk['lastSeq']))
             docs = [doc for doc in docs if doc[SEQ] not in inserted]
@@ -133,10 +142,6 @@ def merged(inserted, staged):
 def _inserted_seqs(db, low, high):
     """The sequence numbers low..high of batches in the collection (a chunk's range holds no other batches)."""
     return {batch[SEQ] for batch in db[BATCHES].find({SEQ: {'$gte': low, '$lte': high}}, {SEQ: 1})}
-
-
-def _decoded(raw):
-    return bson.decode(raw.raw)
 
 
 def range_reader(db, query, ascending):

@@ -9,7 +9,7 @@ from cc_agency import batch_counts, transitions
 from cc_agency.db import HISTORY_LIMIT
 from cc_agency.notifications import NOTIFY_MARKER
 from cc_agency.registration import chunk_fields, new_batch
-from cc_agency.staged_batches import cancelled_copy, matches
+from cc_agency.staged_batches import _seq_slice, cancelled_copy, matches
 
 REQUIREMENTS = {'ramMiB': 256, 'gpuVramMiB': []}
 SECRET_BATCH = {'inputs': {'f': {'class': 'File', 'connector': {'command': 'c', 'access': {'password': 'pw'}}}},
@@ -60,3 +60,17 @@ def test_staged_batches_count_as_registered(queued, others, staged):
     assert all(counts[state] == n for state, n in others.items())
     # an experiment stored before its counters held `registered`: the rest of batchCount is queued or staged
     assert batch_counts.counts_from(queued + sum(others.values()) + sum(staged), others, staged_chunks) == counts
+
+
+@hypothesis.given(st.integers(1, 30), st.integers(0, 40), st.integers(0, 40), st.booleans())
+def test_a_range_of_a_chunk_is_cut_out_of_its_binary(count, first, last, rewritten):
+    """A chunk's batches first..last, by their sequence numbers, also from a chunk whose binary is not as staged."""
+    docs = [{'seq': 10 + index, 'word': 'w' * index} for index in range(count)]
+    blobs = [bson.encode(doc) for doc in docs]
+    chunk = {'firstSeq': 10, 'lastSeq': 9 + count, 'batches': bson.Binary(b''.join(blobs))}
+    if rewritten:  # fewer documents than its range, in another order: found by the numbers themselves
+        chunk['batches'] = bson.Binary(b''.join(blobs[:0:-1]))
+        docs = docs[1:]
+    got = [bson.decode(blob)['seq'] for blob in _seq_slice(chunk, first, last)]
+    expected = [doc['seq'] for doc in docs if first <= doc['seq'] <= last]
+    assert got == (expected[::-1] if rewritten else expected)
