@@ -7,6 +7,7 @@ import time
 
 import bson
 import pymongo.errors
+import pytest
 from bson import ObjectId
 
 from cc_agency import batch_counts, registration, staged_batches, transitions
@@ -344,11 +345,8 @@ def test_a_chunk_whose_insert_failed_half_way_is_never_read_as_whole(mongo_db):
     raws = [raw.raw for raw in registration.chunk_batches(chunk)]
     raws[150] = bson.encode(dict(bson.decode(raws[150]), _id={'$bad': 1}))  # not valid for storage: code 2
     mongo_db[PENDING_BATCHES].update_one({'_id': chunk_id}, {'$set': {'batches': bson.Binary(b''.join(raws))}})
-    try:
+    with pytest.raises(pymongo.errors.BulkWriteError):
         registration.register_chunk(mongo_db, experiment_id, chunk_id)
-        raise AssertionError('the server took a batch id with a $ key')
-    except pymongo.errors.BulkWriteError:
-        pass
     assert mongo_db[BATCHES].count_documents({}) == 199  # the first hundred, then all of the second but one
     assert mongo_db[PENDING_BATCHES].find_one({'_id': chunk_id})['claimedAt'] == registration.RELEASED
     assert _page(mongo_db, {}, seqs[0], seqs[-1], 1000, ascending=True) == seqs
