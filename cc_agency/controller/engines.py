@@ -50,6 +50,7 @@ from docker.utils import parse_repository_tag
 from cc_agency.config import (DEFAULT_GPU_DETECTION_IMAGE, NODE_DEFAULTS, PULL_ALWAYS, PULL_IF_NOT_PRESENT,
                               PULL_NEVER)
 from cc_agency.controller import gpu_detection
+from cc_agency.controller.fair_slots import FairSlots
 from cc_agency.controller.fuse import FUSE_CAPABILITIES, FUSE_DEVICE, FUSE_SECURITY_OPT
 
 log = logging.getLogger(__name__)
@@ -255,7 +256,7 @@ class Engine:
         self._image_locks = {}
         self._shared_pulls = {}  # (url, credentials_key) -> (monotonic end, ImageError or None) of the last pull
         # containers being created/started at once: more only queue up inside dockerd and make its calls time out
-        self.start_slots = threading.BoundedSemaphore(STARTS_AT_ONCE)
+        self.start_slots = FairSlots(STARTS_AT_ONCE)
 
     # --- connection -------------------------------------------------------------------------------------------
     def _client(self):

@@ -213,7 +213,7 @@ class BatchRun:
         with_fuse = self._needs_fuse()
         try:
             self._ensure_image(image)
-            with self.engine.start_slots:
+            with self.engine.start_slots.slot(self._user_runs_here()):
                 self._create_and_copy_and_start(image, settings, with_fuse)
         except ImageError as e:
             raise AttemptFailed([str(e)], permanent=e.permanent)
@@ -231,6 +231,10 @@ class BatchRun:
             raise AttemptFailed([reason], permanent=permanent)
         log.info('batch %s: attempt %d started on node %s in container %s', self.batch_id, self.attempt, self.node,
                  self.container_id[:12])
+
+    def _user_runs_here(self):
+        """How many batches this batch's user runs on its node in this controller, this one included."""
+        return self.context.runs.runs_of(self.batch.get('username'), self.node)
 
     def _needs_fuse(self):
         """Whether this batch mounts an input with FUSE (fuse.py); a permanent failure when it does on an agency
@@ -277,7 +281,7 @@ class BatchRun:
             gpu_ids=self.gpu_ids,
             user=self.context.container_user,
             fuse=with_fuse,
-            cpu_shares=fairshare.cpu_shares(self.context.runs.runs_of(self.batch.get('username'), self.node)),
+            cpu_shares=fairshare.cpu_shares(self._user_runs_here()),
         )
         job = jobs.job_file(self.batch, self.experiment,
                             validate_connectors=not self.experiment.get('disableConnectorValidation'))
