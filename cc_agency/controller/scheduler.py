@@ -91,6 +91,14 @@ def concurrency_limit(experiment, default_limit=None):
     return limit
 
 
+def _others_wait_for_checks(experiment):
+    """Whether batches of the experiment wait for the connector checks of the one being scheduled: only then is its
+    agent's stderr followed (cc_agency/controller/connector_checks.py), which costs the node a listing of its
+    containers every 0.1 s until the container is there, and a log stream. An experiment of one batch has nobody
+    to tell (pure)."""
+    return jobs.connector_checks_pending(experiment) and experiment.get('batchCount') != 1
+
+
 def merge_by_seq(sources):
     """Merge iterables of batches, each in `seq` order, into one in `seq` order (pure).
 
@@ -346,7 +354,7 @@ class SchedulePass:
         if self.scheduler.lifecycle.schedule(batch['_id'], batch['experimentId'], attempt, placement.node,
                                              placement.gpu_ids):
             self.scheduler.launch(batch['_id'], placement.node, attempt, placement.gpu_ids)
-            if jobs.connector_checks_pending(experiment):
+            if _others_wait_for_checks(experiment):
                 self.scheduler.watch_checks(batch['_id'], attempt, placement.node)
             self.scheduled += 1
         # else: cancelled meanwhile; what the placer holds for it is given back by the next pass

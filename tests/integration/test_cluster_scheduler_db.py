@@ -22,7 +22,9 @@ class RecordingScheduler(Scheduler):
         for name, status in node_status.items():
             board.set(name, status)
         self.launched = []
-        super().__init__(db, board, 'spread', BatchLifecycle(db), self._record, watch_checks=lambda *args: None,
+        self.watched = []
+        super().__init__(db, board, 'spread', BatchLifecycle(db), self._record,
+                         watch_checks=lambda batch_id, attempt, node: self.watched.append(batch_id),
                          policy=policy, user_weights=user_weights,
                          default_concurrency_limit=default_concurrency_limit)
 
@@ -41,12 +43,12 @@ def counted_db(mongo_server, mongo_db):
     client.close()
 
 
-def add_experiment(db, count, time, ram=512, gpus=(), limit=None, username='alice'):
+def add_experiment(db, count, time, ram=512, gpus=(), limit=None, username='alice', cli=None):
     """An experiment of `count` queued batches of `username`, registered after those added before it (as POST /red
     does)."""
     experiment_id, first = ObjectId(), allocate_seq(db, 'batches', count)
     db.experiments.insert_one({'_id': experiment_id, 'username': username, 'registrationComplete': True,
-                               'registrationTime': time, 'cli': {'inputs': {}, 'outputs': {}},
+                               'registrationTime': time, 'cli': cli or {'inputs': {}, 'outputs': {}},
                                'execution': {'settings': {'batchConcurrencyLimit': limit} if limit else {}},
                                'container': {'settings': {'image': {'url': 'img'}, 'ram': ram}},
                                'requirements': {'ramMiB': ram, 'gpuVramMiB': list(gpus)},
@@ -271,3 +273,17 @@ def test_a_queue_inserted_chunk_by_chunk_is_read_below_the_head_the_scheduler_ke
     launched = {batch_id for batch_id, _, _ in scheduler.launched}
     assert sorted(b['seq'] for b in db.batches.find({'_id': {'$in': list(launched)}}, {'seq': 1})) == \
         list(range(first, first + 2500))
+
+
+def test_the_connector_checks_of_a_first_batch_are_watched_only_when_other_batches_wait_for_them(counted_db):
+    db, _ = counted_db
+    with_connectors = {'inputs': {'data': {'type': 'File'}}, 'outputs': {}}
+    sweep = add_experiment(db, 3, time=1, cli=with_connectors)
+    single = add_experiment(db, 1, time=2, cli=with_connectors, username='bob')
+    without = add_experiment(db, 2, time=3, username='carol')  # no connectors: nothing to check
+    scheduler = RecordingScheduler(db, nodes(1, 10 * 512))
+    assert scheduler.run_pass() == 1 + 1 + 2  # the sweep one at a time until its checks passed
+    first_of_sweep = db.batches.find_one({'experimentId': sweep, 'state': 'scheduled'})['_id']
+    assert scheduler.watched == [first_of_sweep]  # the single batch checks for nobody else
+    assert {db.batches.find_one({'_id': batch_id})['experimentId'] for batch_id, _, _ in scheduler.launched} == {
+        sweep, single, without}
