@@ -137,7 +137,7 @@ class Scheduler:
     :param lifecycle: the BatchLifecycle that writes each decision
     :param launch: starts a scheduled attempt: Launcher.launch
     :param watch_checks: watch(batch_id, attempt, node) for the first batch of an experiment whose connector checks
-        are pending: CheckWatcher.watch
+        are pending and whose other batches wait for them: CheckWatcher.watch
     :param policy: which user is served next: `fair` (dominant-resource fairness) or `fifo` (registration order)
     :param user_weights: {username: weight} for `fair` (others weigh 1)
     :param heads: the QueueHeads that the life cycle's on_requeued keeps honest (a new one: this scheduler's alone)
