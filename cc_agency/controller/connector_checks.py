@@ -4,7 +4,8 @@ While an experiment has no connector check recorded, the scheduler runs one of i
 batch a `CheckWatch` thread finds the attempt's container on its node, follows its stderr, and as soon as the agent
 says its checks passed, records them on the experiment and wakes the scheduler: the other batches then start
 without checks of their own while the first one is still receiving its inputs. If the line never comes (the checks
-failed, the container died), nothing is recorded and the next batch of the experiment checks again.
+failed, the container died), nothing is recorded and the next batch of the experiment checks again. An experiment
+of one batch is not watched: no other batch waits for its checks.
 """
 import logging
 import threading
