@@ -13,9 +13,15 @@ cluster, and nobody starves: a share only grows by what its user is given, and f
 
 On a node, the same fairness holds for the CPU: RAM and GPUs are reserved, but CPU time is shared by whatever runs,
 so without weights a user with ten batches on a node gets ten elevenths of its CPU and a colleague's one batch the
-rest. `cpu_shares` gives each container a CPU weight (Docker's `cpu_shares`, the cgroup's cpu.weight) of its user's
-share divided among the user's batches on that node, so that under contention each user with work there gets about
-the same CPU time, and a batch alone on a node is not slowed at all (weights only matter under contention).
+rest. `cpu_shares` gives each container a CPU weight (Docker's `cpu_shares`, the cgroup's cpu.weight): a user's
+batches on a node share one total weight, so that under contention users get about the same CPU time, and a batch
+alone on a node is not slowed at all (weights only matter under contention). That total is 1024 / min(batches,
+CPUs of the node), not 1024: weights divide each CPU's time, and a user with fewer batches than the node has CPUs
+can use only as many CPUs as it has batches, while a user with many has batches on every CPU. With equal totals
+(1024 / batches each) a colleague's one batch beside a ten-batch sweep on two CPUs got about half a core and the
+sweep one and a half (bench_peer.py --big-queue, benchmarks/README.md). With these totals, users who fill every CPU
+weigh the same (1024 / CPUs each), and a user with fewer batches than CPUs weighs more per CPU it uses, so its
+batches get about a CPU each before the others take the rest (max-min fairness).
 """
 import heapq
 
@@ -27,10 +33,12 @@ CPU_SHARES_PER_USER = 1024  # Docker's default weight of one container
 MIN_CPU_SHARES = 2  # the least Docker accepts
 
 
-def cpu_shares(user_batches_on_node):
+def cpu_shares(user_batches_on_node, node_cpus=None):
     """The CPU weight of a container of a user who runs `user_batches_on_node` batches on its node, itself
-    included (pure)."""
-    return max(MIN_CPU_SHARES, CPU_SHARES_PER_USER // max(1, user_batches_on_node))
+    included, on a node of `node_cpus` CPUs (unknown: as one CPU, an equal total per user) (pure)."""
+    batches = max(1, user_batches_on_node)
+    cpus_used = min(batches, node_cpus or 1)
+    return max(MIN_CPU_SHARES, CPU_SHARES_PER_USER // (batches * cpus_used))
 
 
 class DominantShares:

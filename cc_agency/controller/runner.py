@@ -281,7 +281,7 @@ class BatchRun:
             gpu_ids=self.gpu_ids,
             user=self.context.container_user,
             fuse=with_fuse,
-            cpu_shares=fairshare.cpu_shares(self._user_runs_here()),
+            cpu_shares=fairshare.cpu_shares(self._user_runs_here(), self.context.nodes.cpus(self.node)),
         )
         job = jobs.job_file(self.batch, self.experiment,
                             validate_connectors=not self.experiment.get('disableConnectorValidation'))

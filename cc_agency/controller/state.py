@@ -50,6 +50,11 @@ class NodeBoard:
             self._status.pop(name, None)
             self._draining.discard(name)
 
+    def cpus(self, name):
+        """The node's CPUs as its monitor last saw them, None when not known."""
+        with self._lock:
+            return self._status.get(name, {}).get('cpus')
+
     def is_online(self, name):
         with self._lock:
             return self._status.get(name, {}).get('state') == NODE_ONLINE

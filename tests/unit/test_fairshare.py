@@ -1,5 +1,5 @@
 """Fair share core: dominant shares, and properties of a pass over per-user queues with the real placer."""
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 from cc_agency.config import CONFIG_SCHEMA
 from cc_agency.controller.fairshare import POLICIES, DominantShares, cpu_shares, fair_pass
@@ -169,13 +169,36 @@ def test_no_user_waits_for_another_users_second_batch(specs, users, strategy):
             assert all(fits_now(node, requests[0]) is None for node in nodes)
 
 
-@given(st.integers(min_value=1, max_value=5000))
-def test_a_users_cpu_weight_on_a_node_is_divided_among_its_batches(batches):
-    weights = cpu_shares(batches)
-    assert 2 <= weights <= 1024
-    assert weights * batches <= 1024 or weights == 2  # together never more than one user's share
-    assert cpu_shares(batches + 1) <= weights  # one more batch never weighs more
-    assert cpu_shares(1) == 1024  # a user alone with one batch: Docker's default, nothing changes
+@given(st.integers(min_value=1, max_value=5000), st.integers(min_value=1, max_value=256))
+def test_a_users_cpu_weight_on_a_node_is_divided_among_its_batches(batches, cpus):
+    weight = cpu_shares(batches, cpus)
+    assert 2 <= weight <= 1024
+    assert weight * batches <= 1024 or weight == 2  # together never more than one container's default
+    assert cpu_shares(batches + 1, cpus) <= weight  # one more batch never weighs more
+    assert cpu_shares(1, cpus) == 1024  # a user alone with one batch: Docker's default, nothing changes
+
+
+@given(st.integers(min_value=1, max_value=64), st.integers(min_value=1, max_value=64),
+       st.integers(min_value=1, max_value=16))
+def test_users_who_fill_every_cpu_weigh_the_same_and_one_who_cannot_weighs_more(mine, theirs, cpus):
+    """Each user's total: equal (up to rounding down) when both have at least a batch per CPU, and never less for
+    the user with fewer batches (where weights are not at Docker's least, which ends the division)."""
+    def total(batches):
+        return cpu_shares(batches, cpus) * batches
+    assume(cpu_shares(max(mine, theirs), cpus) > 2)
+    if min(mine, theirs) >= cpus:
+        assert abs(total(mine) - total(theirs)) < max(mine, theirs)
+    if mine <= theirs:
+        assert total(mine) >= total(theirs) - theirs
+
+
+def test_beside_a_sweep_on_two_cpus_a_lone_batch_outweighs_the_sweeps_batches_on_its_cpu():
+    """The measured case: ten batches of one user and one of another on two CPUs. The lone batch weighs 1024, the
+    sweep's 1024 / 20 each, so the ten together (510) do not reach it and its CPU stays its own."""
+    assert cpu_shares(1, 2) == 1024
+    assert cpu_shares(10, 2) == 51
+    assert cpu_shares(10, 2) * 10 < cpu_shares(1, 2)
+    assert cpu_shares(3) == 1024 // 3  # the node's CPUs unknown: a total of 1024 per user
 
 
 def test_the_runs_of_a_user_on_a_node_are_counted_once_the_run_knows_its_owner():
