@@ -19,9 +19,9 @@ alone on a node is not slowed at all (weights only matter under contention). Tha
 CPUs of the node), not 1024: weights divide each CPU's time, and a user with fewer batches than the node has CPUs
 can use only as many CPUs as it has batches, while a user with many has batches on every CPU. With equal totals
 (each container 1024 / batches) a colleague's one batch beside a ten-batch sweep on two CPUs got about half a core
-(bench_peer.py --big-queue, benchmarks/README.md). With these totals, users who fill every CPU
-weigh the same (1024 / CPUs each), and a user with fewer batches than CPUs weighs more per CPU it uses, so its
-batches get about a CPU each before the others take the rest (max-min fairness).
+(bench_peer.py --big-queue, benchmarks/README.md). With these totals, users who fill every CPU weigh the same
+(1024 / CPUs each), and a user with fewer batches than CPUs weighs more per CPU it uses, so its batches get about a
+CPU each before the others take the rest (max-min fairness).
 """
 import heapq
 
