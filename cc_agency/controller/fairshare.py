@@ -15,13 +15,14 @@ On a node, the same fairness holds for the CPU: RAM and GPUs are reserved, but C
 so without weights a user with ten batches on a node gets ten elevenths of its CPU and a colleague's one batch the
 rest. `cpu_shares` gives each container a CPU weight (Docker's `cpu_shares`, the cgroup's cpu.weight): a user's
 batches on a node share one total weight, so that under contention users get about the same CPU time, and a batch
-alone on a node is not slowed at all (weights only matter under contention). That total is 1024 / min(batches,
-CPUs of the node), not 1024: weights divide each CPU's time, and a user with fewer batches than the node has CPUs
-can use only as many CPUs as it has batches, while a user with many has batches on every CPU. With equal totals
-(each container 1024 / batches) a colleague's one batch beside a ten-batch sweep on two CPUs got about half a core
-(bench_peer.py --big-queue, benchmarks/README.md). With these totals, users who fill every CPU weigh the same
-(1024 / CPUs each), and a user with fewer batches than CPUs weighs more per CPU it uses, so its batches get about a
-CPU each before the others take the rest (max-min fairness).
+alone on a node is not slowed at all (weights only matter under contention). That total is 1024 x CPUs / min(n,
+CPUs) for a user with n batches on a node of that many CPUs: 1024 for every user who has a batch on every CPU, more
+for a user with fewer batches than CPUs. Weights divide each CPU's time, and such a user can use only as many CPUs
+as it has batches, while a user with many has batches on every CPU. With a total of 1024 for everyone (each
+container 1024 / n) a colleague's one batch beside a ten-batch sweep on two CPUs got about half a core
+(bench_peer.py --big-queue, benchmarks/README.md). With these totals its batch outweighs the sweep's ten together,
+and the batches of a user with fewer batches than CPUs get about a CPU each before the others take the rest
+(max-min fairness).
 """
 import heapq
 
@@ -30,15 +31,16 @@ FIFO = 'fifo'
 POLICIES = (FAIR, FIFO)  # controller.scheduling.policy (cc_agency/config.py lists the same names)
 DEFAULT_WEIGHT = 1
 CPU_SHARES_PER_USER = 1024  # Docker's default weight of one container
-MIN_CPU_SHARES = 2  # the least Docker accepts
+MIN_CPU_SHARES, MAX_CPU_SHARES = 2, 262144  # what Docker accepts
 
 
 def cpu_shares(user_batches_on_node, node_cpus=None):
     """The CPU weight of a container of a user who runs `user_batches_on_node` batches on its node, itself
-    included, on a node of `node_cpus` CPUs (unknown: as one CPU, an equal total per user) (pure)."""
+    included, on a node of `node_cpus` CPUs (unknown: as one CPU, a total of 1024 per user) (pure)."""
     batches = max(1, user_batches_on_node)
-    cpus_used = min(batches, node_cpus or 1)
-    return max(MIN_CPU_SHARES, CPU_SHARES_PER_USER // (batches * cpus_used))
+    cpus = max(1, node_cpus or 1)
+    weight = CPU_SHARES_PER_USER * cpus // (batches * min(batches, cpus))
+    return min(MAX_CPU_SHARES, max(MIN_CPU_SHARES, weight))
 
 
 class DominantShares:

@@ -55,8 +55,9 @@ def _cpu_shares_of_processing(agency, session, experiment_id, engine, count):
 
 
 def test_on_a_node_a_users_batches_share_one_cpu_weight(make_agency, engine):
-    """alice runs three batches on the node, bob one: alice's later container weighs 1024 / (3 x the CPUs her
-    three can use), bob's 1024, so that under contention bob's batch gets a CPU of its own and alice's the rest."""
+    """alice runs three batches on the node, bob one: alice's later container weighs 1024 x CPUs / (3 x the CPUs
+    her three can use), bob's 1024 x CPUs, so that under contention bob's batch gets a CPU of its own and alice's
+    the rest."""
     ram = engine_ram_mib(engine) // 5 - 64
     cpus = engine.info()['NCPU']
     agency = make_agency(nodes_of([engine]))
@@ -65,8 +66,8 @@ def test_on_a_node_a_users_batches_share_one_cpu_weight(make_agency, engine):
     first = submit(agency, alice, command_red([SLEEP.format(60)] * 2, ram=ram))
     _cpu_shares_of_processing(agency, alice, first, engine, 2)
     third = submit(agency, alice, command_red([SLEEP.format(60)], ram=ram))
-    assert _cpu_shares_of_processing(agency, alice, third, engine, 1) == [1024 // (3 * min(3, cpus))]
+    assert _cpu_shares_of_processing(agency, alice, third, engine, 1) == [1024 * cpus // (3 * min(3, cpus))]
     lone = submit(agency, bob, command_red([SLEEP.format(60)], ram=ram))
-    assert _cpu_shares_of_processing(agency, bob, lone, engine, 1) == [1024]
+    assert _cpu_shares_of_processing(agency, bob, lone, engine, 1) == [min(262144, 1024 * cpus)]
     for session, experiment_id in ((alice, first), (alice, third), (bob, lone)):
         assert session.delete(agency.url + '/experiments/' + experiment_id, timeout=10).status_code == 200

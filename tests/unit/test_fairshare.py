@@ -172,33 +172,37 @@ def test_no_user_waits_for_another_users_second_batch(specs, users, strategy):
 @given(st.integers(min_value=1, max_value=5000), st.integers(min_value=1, max_value=256))
 def test_a_users_cpu_weight_on_a_node_is_divided_among_its_batches(batches, cpus):
     weight = cpu_shares(batches, cpus)
-    assert 2 <= weight <= 1024
-    assert weight * batches <= 1024 or weight == 2  # together never more than one container's default
+    assert 2 <= weight <= 262144
     assert cpu_shares(batches + 1, cpus) <= weight  # one more batch never weighs more
-    assert cpu_shares(1, cpus) == 1024  # a user alone with one batch: Docker's default, nothing changes
+    if batches >= cpus:  # a batch on every CPU: 1024 together, as Docker weighs one container
+        assert weight * batches <= 1024 or weight == 2
+        assert weight == max(2, 1024 // batches)
+    else:
+        assert weight * batches > 1024  # fewer batches than CPUs: more
+    assert cpu_shares(batches) == max(2, 1024 // batches)  # the node's CPUs unknown: 1024 together
 
 
-@given(st.integers(min_value=1, max_value=64), st.integers(min_value=1, max_value=64),
-       st.integers(min_value=1, max_value=16))
+@given(st.integers(min_value=1, max_value=600), st.integers(min_value=1, max_value=600),
+       st.integers(min_value=1, max_value=128))
 def test_users_who_fill_every_cpu_weigh_the_same_and_one_who_cannot_weighs_more(mine, theirs, cpus):
-    """Each user's total: equal (up to rounding down) when both have at least a batch per CPU, and never less for
-    the user with fewer batches (where weights are not at Docker's least, which ends the division)."""
+    """Each user's total: equal (up to rounding down) when both have at least a batch per CPU, larger for a user
+    with fewer batches than CPUs beside one with more (where weights are not at Docker's least, which ends the
+    division)."""
     def total(batches):
         return cpu_shares(batches, cpus) * batches
     assume(cpu_shares(max(mine, theirs), cpus) > 2)
     if min(mine, theirs) >= cpus:
         assert abs(total(mine) - total(theirs)) < max(mine, theirs)
-    if mine <= theirs:
-        assert total(mine) >= total(theirs) - theirs
+    if mine < cpus and mine < theirs:
+        assert total(mine) > total(theirs)
 
 
-def test_beside_a_sweep_on_two_cpus_a_lone_batch_outweighs_the_sweeps_batches_on_its_cpu():
-    """The measured case: ten batches of one user and one of another on two CPUs. The lone batch weighs 1024, the
-    sweep's 1024 / 20 each, so the ten together (510) do not reach it and its CPU stays its own."""
-    assert cpu_shares(1, 2) == 1024
-    assert cpu_shares(10, 2) == 51
+def test_beside_a_sweep_on_two_cpus_a_lone_batch_outweighs_the_sweeps_batches_together():
+    """The measured case: ten batches of one user and one of another on two CPUs."""
+    assert cpu_shares(10, 2) == 102  # as before: 1024 / 10
+    assert cpu_shares(1, 2) == 2048
     assert cpu_shares(10, 2) * 10 < cpu_shares(1, 2)
-    assert cpu_shares(3) == 1024 // 3  # the node's CPUs unknown: a total of 1024 per user
+    assert cpu_shares(1, 64) == 65536 and cpu_shares(1, 1024) == 262144  # Docker's most
 
 
 def test_the_runs_of_a_user_on_a_node_are_counted_once_the_run_knows_its_owner():
